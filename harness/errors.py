@@ -1,0 +1,80 @@
+"""The one exception tree of harness.
+
+::
+
+    HarnessError
+     ├── InvalidArgument           misuse: a bad argument, flag or configuration value
+     ├── ModelError                the API models under specs/ (or botocore's) cannot answer
+     │    ├── UnknownService
+     │    └── UnknownOperation
+     └── RequestValidationError    request parameters break the model's constraints
+
+Every error carries enough context (service, operation, path) to name the item and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.model import ValidationIssue
+
+__all__ = [
+    "HarnessError",
+    "InvalidArgument",
+    "ModelError",
+    "RequestValidationError",
+    "UnknownOperation",
+    "UnknownService",
+]
+
+
+class HarnessError(Exception):
+    """Base class of every error harness raises on purpose."""
+
+
+class InvalidArgument(HarnessError, ValueError):
+    """Raised when a caller passes an argument, flag or configuration value that cannot work."""
+
+
+class ModelError(HarnessError):
+    """Raised when a service model is missing, unreadable or does not contain what was asked."""
+
+
+class UnknownService(ModelError, LookupError):
+    """Raised when no pinned (or installed) model exists for a service name."""
+
+    def __init__(self, service: str, known: Sequence[str] = ()) -> None:
+        self.service = service
+        self.known = tuple(known)
+        hint = f"; known services: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"unknown service {service!r}{hint}")
+
+
+class UnknownOperation(ModelError, LookupError):
+    """Raised when a service model has no operation of that name (API or Python style)."""
+
+    def __init__(self, service: str, operation: str, suggestions: Sequence[str] = ()) -> None:
+        self.service = service
+        self.operation = operation
+        self.suggestions = tuple(suggestions)
+        hint = f"; did you mean {' or '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"service {service!r} has no operation {operation!r}{hint}")
+
+
+class RequestValidationError(HarnessError, ValueError):
+    """Raised when request parameters break one or more constraints of the operation's input shape.
+
+    :param service: the service name
+    :param operation: the operation name
+    :param issues: every broken constraint, each with its path
+    """
+
+    def __init__(self, service: str, operation: str, issues: Sequence[ValidationIssue]) -> None:
+        self.service = service
+        self.operation = operation
+        self.issues = tuple(issues)
+        listed = "; ".join(str(issue) for issue in self.issues[:5])
+        more = f" (and {len(self.issues) - 5} more)" if len(self.issues) > 5 else ""
+        super().__init__(f"{service}.{operation}: invalid request: {listed}{more}")

@@ -1,0 +1,345 @@
+"""The full request validator: every constraint of the model, with the path of every violation.
+
+botocore's client-side validator checks required members, types and ``min``; it skips ``max``,
+``pattern`` and ``enum``, so AWS rejects requests botocore let through. This one checks all of them:
+required, types, min/max (lengths, values, counts), patterns (full match, ASCII classes), enums,
+unions (exactly one member), unknown members, nested structures, lists and maps (keys and values).
+
+Each shape compiles once into a closure; validating a request is a walk of plain function calls,
+fast enough for the emulator's hot path. Paths read like the parameters they name::
+
+    components["com.example.app"].runWith.systemResourceLimits.cpus
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from harness.model._patterns import compile_pattern
+
+if TYPE_CHECKING:
+    from harness.model._service import Operation
+    from harness.model._shapes import Shape
+
+__all__ = ["Constraint", "ValidationIssue", "Validator", "format_issues"]
+
+#: The names of the constraints an issue can report.
+Constraint = str
+CONSTRAINTS = ("required", "type", "min", "max", "pattern", "enum", "union", "unknown")
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+_Check = Callable[[Any, str, list["ValidationIssue"]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One broken constraint.
+
+    :param path: where, e.g. ``components["com.example.app"].runWith.systemResourceLimits.cpus``
+        (empty for the request itself)
+    :param constraint: which kind: one of ``required type min max pattern enum union unknown``
+    :param message: what is wrong, in words
+    """
+
+    path: str
+    constraint: Constraint
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(request)'}: {self.message}"
+
+
+def format_issues(issues: list[ValidationIssue]) -> str:
+    """All issues in one line, the way AWS words a validation error."""
+    count = len(issues)
+    noun = "error" if count == 1 else "errors"
+    return f"{count} validation {noun} detected: " + "; ".join(str(i) for i in issues)
+
+
+def _child(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _shown(shape: Shape, value: Any) -> str:
+    if shape.sensitive:
+        return "(sensitive value)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bounds(shape: Shape, kind: str, size: float, path: str, out: list[ValidationIssue]) -> None:
+    lo, hi = shape.min, shape.max
+    if lo is not None and size < lo:
+        out.append(ValidationIssue(path, "min", f"{kind} {size:g} is below the minimum {lo:g}"))
+    elif hi is not None and size > hi:
+        out.append(ValidationIssue(path, "max", f"{kind} {size:g} is above the maximum {hi:g}"))
+
+
+def _type_issue(path: str, expected: str, value: Any) -> ValidationIssue:
+    return ValidationIssue(path, "type", f"expected {expected}, got {type(value).__name__}")
+
+
+class Validator:
+    """Compiles shapes into checks on first use and runs them.
+
+    One validator serves one service model (shape names are unique within a service).
+    """
+
+    __slots__ = ("_checks",)
+
+    def __init__(self) -> None:
+        self._checks: dict[str, _Check] = {}
+
+    def validate(self, operation: Operation, params: Mapping[str, Any]) -> list[ValidationIssue]:
+        """Every constraint of ``operation``'s input that ``params`` breaks."""
+        if operation.input is None:
+            if params:
+                return [ValidationIssue("", "unknown", "operation takes no parameters")]
+            return []
+        return self.validate_shape(operation.input, params)
+
+    def validate_shape(self, shape: Shape, value: Any, path: str = "") -> list[ValidationIssue]:
+        """Every constraint of ``shape`` that ``value`` breaks, with paths under ``path``."""
+        out: list[ValidationIssue] = []
+        self._check(shape)(value, path, out)
+        return out
+
+    def _check(self, shape: Shape) -> _Check:
+        check = self._checks.get(shape.name)
+        if check is None:
+            # Recursive shapes reach themselves while compiling: hand out a trampoline that
+            # looks the finished check up at call time.
+            def trampoline(value: Any, path: str, out: list[ValidationIssue]) -> None:
+                self._checks[shape.name](value, path, out)
+
+            self._checks[shape.name] = trampoline
+            check = _BUILDERS[shape.type](self, shape)
+            self._checks[shape.name] = check
+        return check
+
+
+def _string(v: Validator, shape: Shape) -> _Check:
+    enum = frozenset(shape.enum)
+    enum_text = ", ".join(shape.enum[:12]) + (", ..." if len(shape.enum) > 12 else "")
+    regex = compile_pattern(shape.pattern) if shape.pattern else None
+    has_len = shape.min is not None or shape.max is not None
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if not isinstance(value, str):
+            out.append(_type_issue(path, "a string", value))
+            return
+        if has_len:
+            _bounds(shape, "length", len(value), path, out)
+        if enum and value not in enum:
+            out.append(
+                ValidationIssue(path, "enum", f"{_shown(shape, value)} is not one of: {enum_text}")
+            )
+        if regex is not None and regex.fullmatch(value) is None:
+            out.append(
+                ValidationIssue(
+                    path,
+                    "pattern",
+                    f"{_shown(shape, value)} does not match the pattern {shape.pattern}",
+                )
+            )
+
+    return check
+
+
+def _integer(v: Validator, shape: Shape) -> _Check:
+    lo, hi = _INT32 if shape.type == "integer" else _INT64
+    has_range = shape.min is not None or shape.max is not None
+    expected = "a 32-bit integer" if shape.type == "integer" else "a 64-bit integer"
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            out.append(_type_issue(path, expected, value))
+            return
+        if has_range:
+            _bounds(shape, "value", value, path, out)
+
+    return check
+
+
+def _float(v: Validator, shape: Shape) -> _Check:
+    has_range = shape.min is not None or shape.max is not None
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            out.append(_type_issue(path, "a number", value))
+            return
+        if not math.isfinite(value):
+            out.append(ValidationIssue(path, "type", f"expected a finite number, got {value!r}"))
+            return
+        if has_range:
+            _bounds(shape, "value", value, path, out)
+
+    return check
+
+
+def _boolean(v: Validator, shape: Shape) -> _Check:
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if not isinstance(value, bool):
+            out.append(_type_issue(path, "a boolean", value))
+
+    return check
+
+
+def _timestamp(v: Validator, shape: Shape) -> _Check:
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if isinstance(value, datetime):
+            return
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                out.append(ValidationIssue(path, "type", f"expected a timestamp, got {value!r}"))
+            return
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                out.append(
+                    ValidationIssue(path, "type", f"{value[:40]!r} is not an ISO 8601 timestamp")
+                )
+            return
+        out.append(_type_issue(path, "a timestamp", value))
+
+    return check
+
+
+def _blob(v: Validator, shape: Shape) -> _Check:
+    has_len = shape.min is not None or shape.max is not None
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if isinstance(value, bytes | bytearray):
+            size = len(value)
+        elif isinstance(value, str):
+            size = len(value.encode())
+        elif hasattr(value, "read"):
+            return  # a stream: its length is only known when it is sent
+        else:
+            out.append(_type_issue(path, "bytes", value))
+            return
+        if has_len:
+            _bounds(shape, "length in bytes", size, path, out)
+
+    return check
+
+
+def _list(v: Validator, shape: Shape) -> _Check:
+    assert shape.member is not None
+    item = v._check(shape.member.shape)
+    has_len = shape.min is not None or shape.max is not None
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if not isinstance(value, list | tuple):
+            out.append(_type_issue(path, "a list", value))
+            return
+        if has_len:
+            _bounds(shape, "item count", len(value), path, out)
+        for i, element in enumerate(value):
+            item(element, f"{path}[{i}]", out)
+
+    return check
+
+
+def _key_path(path: str, key: Any) -> str:
+    try:
+        return path + "[" + orjson.dumps(key).decode() + "]"
+    except TypeError:
+        return f"{path}[{key!r}]"
+
+
+def _map(v: Validator, shape: Shape) -> _Check:
+    assert shape.key is not None and shape.value is not None
+    key_check = v._check(shape.key.shape)
+    value_check = v._check(shape.value.shape)
+    has_len = shape.min is not None or shape.max is not None
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if not isinstance(value, Mapping):
+            out.append(_type_issue(path, "a map", value))
+            return
+        if has_len:
+            _bounds(shape, "entry count", len(value), path, out)
+        for key, element in value.items():
+            where = _key_path(path, key)
+            before = len(out)
+            key_check(key, where, out)
+            for i in range(before, len(out)):
+                issue = out[i]
+                out[i] = ValidationIssue(issue.path, issue.constraint, "key " + issue.message)
+            value_check(element, where, out)
+
+    return check
+
+
+def _structure(v: Validator, shape: Shape) -> _Check:
+    members = {name: v._check(ref.shape) for name, ref in shape.members.items()}
+    required = tuple(sorted(shape.required))
+    union = shape.union
+    valid_names = ", ".join(shape.members) or "none"
+
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        if not isinstance(value, Mapping):
+            out.append(_type_issue(path, "a structure", value))
+            return
+        for name in required:
+            if value.get(name) is None:
+                out.append(ValidationIssue(_child(path, name), "required", "is required"))
+        set_members = 0
+        for name, element in value.items():
+            member_check = members.get(name)
+            if member_check is None:
+                out.append(
+                    ValidationIssue(
+                        _child(path, str(name)),
+                        "unknown",
+                        f"is not a member of {shape.name} (members: {valid_names})",
+                    )
+                )
+                continue
+            if element is None:
+                continue
+            set_members += 1
+            member_check(element, _child(path, name), out)
+        if union and set_members != 1:
+            out.append(
+                ValidationIssue(
+                    path,
+                    "union",
+                    f"exactly one member of {shape.name} must be set, got {set_members}",
+                )
+            )
+
+    return check
+
+
+def _document(v: Validator, shape: Shape) -> _Check:
+    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+        return None
+
+    return check
+
+
+_BUILDERS: dict[str, Callable[[Validator, Shape], _Check]] = {
+    "string": _string,
+    "integer": _integer,
+    "long": _integer,
+    "float": _float,
+    "double": _float,
+    "boolean": _boolean,
+    "timestamp": _timestamp,
+    "blob": _blob,
+    "list": _list,
+    "map": _map,
+    "structure": _structure,
+    "document": _document,
+}
