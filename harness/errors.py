@@ -14,10 +14,11 @@ Every error carries enough context (service, operation, path) to name the item a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from harness.model import ValidationIssue
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NewType
 
-__all__ = ["JSONValue", "AccountId", "OperationName", "Params", "Region", "ServiceName"]
+__all__ = ["AccountId", "JSONValue", "OperationName", "Params", "Region", "ServiceName"]
 
 #: A botocore service name as used by ``boto3.client(...)``, e.g. ``"greengrassv2"``.
 ServiceName = NewType("ServiceName", str)

@@ -8,11 +8,12 @@ is what a caller of each operation needs to know.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from harness.model._service import Operation, ServiceModel
     from harness.model._shapes import Shape
 
@@ -131,7 +132,9 @@ def _walk_structure(
 
     for name in new.members:
         if name not in old.members:
-            yield Change("member-added", op, direction, sub(name), None, new.members[name].shape.name)
+            yield Change(
+                "member-added", op, direction, sub(name), None, new.members[name].shape.name
+            )
     for name in old.members:
         if name not in new.members:
             yield Change("member-removed", op, direction, sub(name), old.members[name].shape.name)
@@ -167,7 +170,10 @@ def _diff_operation(old: Operation, new: Operation) -> Iterator[Change]:
             f"{old.http_method} {old.request_uri} {old.success_code}",
             f"{new.http_method} {new.request_uri} {new.success_code}",
         )
-    for direction, a, b in (("request", old.input, new.input), ("response", old.output, new.output)):
+    for direction, a, b in (
+        ("request", old.input, new.input),
+        ("response", old.output, new.output),
+    ):
         if a is None and b is None:
             continue
         if a is None or b is None:

@@ -171,16 +171,12 @@ def translate_pattern(pattern: str) -> str:
         elif ch == "[":
             in_class = True
             # "]" right after "[" or "[^" is a literal member, not the end of the class.
-            class_start = i + 1
-            if i + 1 < n and pattern[i + 1] == "^":
-                out.append("[^")
-                i += 2
-                class_start = i
-                if i < n and pattern[i] == "]":
-                    out.append("\\]")
-                    i += 1
-                after_class_escape = False
-                continue
+            skip = 2 if i + 1 < n and pattern[i + 1] == "^" else 1
+            out.append(pattern[i : i + skip])
+            i += skip
+            class_start = i
+            after_class_escape = False
+            continue
         out.append(ch)
         after_class_escape = False
         i += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ from harness.model._shapes import Shape, build_shapes
 from harness.model._specs import read_model_files, specs_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from harness.model._validator import ValidationIssue
 
 __all__ = [
@@ -221,17 +222,25 @@ class ServiceModel:
         quotas = load_quotas(specs_dir() / "quotas.yaml")
         ops: dict[str, Operation] = {}
         for op_name, raw in model.get("operations", {}).items():
-            ops[op_name] = self._operation(op_name, raw, paginators.get(op_name), quotas.get(name, op_name))
+            ops[op_name] = self._operation(
+                op_name, raw, paginators.get(op_name), quotas.get(name, op_name)
+            )
         self.operations: Mapping[str, Operation] = ops
         self._by_python = {op.python_name: op for op in ops.values()}
 
     def _operation(
-        self, op_name: str, raw: Mapping[str, Any], paginator: Mapping[str, Any] | None, quota: Quota
+        self,
+        op_name: str,
+        raw: Mapping[str, Any],
+        paginator: Mapping[str, Any] | None,
+        quota: Quota,
     ) -> Operation:
         http = raw.get("http", {})
         input = self.shapes[raw["input"]["shape"]] if "input" in raw else None
         output = self.shapes[raw["output"]["shape"]] if "output" in raw else None
-        errors = tuple(_error_ref(self.shapes[e["shape"]], self.protocol) for e in raw.get("errors", ()))
+        errors = tuple(
+            _error_ref(self.shapes[e["shape"]], self.protocol) for e in raw.get("errors", ())
+        )
         page: Paginator | None = None
         if paginator:
             page = Paginator(
@@ -243,7 +252,9 @@ class ServiceModel:
             )
         else:
             page = _derive_paginator(op_name, input, output)
-        idem = tuple(m for m, ref in input.members.items() if ref.idempotency_token) if input else ()
+        idem = (
+            tuple(m for m, ref in input.members.items() if ref.idempotency_token) if input else ()
+        )
         return Operation(
             service=self,
             name=op_name,
@@ -263,7 +274,8 @@ class ServiceModel:
         )
 
     def __repr__(self) -> str:
-        return f"<ServiceModel {self.name} {self.api_version} {self.protocol} ops={len(self.operations)}>"
+        ops = len(self.operations)
+        return f"<ServiceModel {self.name} {self.api_version} {self.protocol} ops={ops}>"
 
     def operation(self, name: str) -> Operation:
         """Find an operation by API name or Python name.

@@ -7,12 +7,14 @@ sees real types. Shapes may be recursive; members hold direct references to thei
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import ModelError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Member", "Shape", "ShapeType", "build_shapes"]
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from harness.errors import InvalidArgument, ModelError, UnknownService
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "SEED_SERVICES",
@@ -84,9 +86,7 @@ def pinned_services() -> list[str]:
     root = specs_dir()
     if not root.is_dir():
         return []
-    return sorted(
-        p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*/service-2.json"))
-    )
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*/service-2.json")))
 
 
 def _botocore_data() -> Path:
@@ -103,7 +103,9 @@ def installed_botocore_version() -> str:
 
 
 def _latest_dir(service_dir: Path, service: str, known: Iterable[str]) -> Path:
-    versions = sorted(p for p in service_dir.iterdir() if p.is_dir()) if service_dir.is_dir() else []
+    versions = (
+        sorted(p for p in service_dir.iterdir() if p.is_dir()) if service_dir.is_dir() else []
+    )
     if not versions:
         raise UnknownService(service, sorted(known))
     return versions[-1]
@@ -116,7 +118,9 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def read_model_files(service: str, source: str = "pinned") -> tuple[dict[str, Any], dict[str, Any], str]:
+def read_model_files(
+    service: str, source: str = "pinned"
+) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Read a service's model and paginators.
 
     :param service: botocore service name (ignored when ``source`` is a file path)

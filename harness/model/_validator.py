@@ -273,9 +273,10 @@ def _map(v: Validator, shape: Shape) -> _Check:
             where = _key_path(path, key)
             before = len(out)
             key_check(key, where, out)
-            for i in range(before, len(out)):
-                issue = out[i]
-                out[i] = ValidationIssue(issue.path, issue.constraint, "key " + issue.message)
+            # Say that it is the key, not the value, that breaks the constraint.
+            out[before:] = [
+                ValidationIssue(i.path, i.constraint, "key " + i.message) for i in out[before:]
+            ]
             value_check(element, where, out)
 
     return check
@@ -291,9 +292,11 @@ def _structure(v: Validator, shape: Shape) -> _Check:
         if not isinstance(value, Mapping):
             out.append(_type_issue(path, "a structure", value))
             return
-        for name in required:
-            if value.get(name) is None:
-                out.append(ValidationIssue(_child(path, name), "required", "is required"))
+        out.extend(
+            ValidationIssue(_child(path, name), "required", "is required")
+            for name in required
+            if value.get(name) is None
+        )
         set_members = 0
         for name, element in value.items():
             member_check = members.get(name)
