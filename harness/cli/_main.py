@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from harness import __version__
+from harness.cli._emulator import emulator
 from harness.cli._specs import specs
 from harness.errors import HarnessError
 
@@ -27,6 +28,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(emulator)
 cli.add_command(specs)
 
 

@@ -1,0 +1,23 @@
+"""The model-driven emulator of the seed services: one HTTP endpoint for any SDK.
+
+Start it from the command line (``harness emulator``), in-process (:class:`Emulator` in a running
+event loop, :class:`EmulatorThread` for synchronous code) or as a pytest fixture
+(``pytest_plugins = ["harness.emulator.pytest_plugin"]``).
+
+This package imports only :mod:`harness.model` and the base modules.
+"""
+
+from __future__ import annotations
+
+from harness.emulator._core import DEFAULT_ACCOUNT, EmulatorCore, EmulatorSettings, parse_latency
+from harness.emulator._server import Emulator, EmulatorThread, serve
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "Emulator",
+    "EmulatorCore",
+    "EmulatorSettings",
+    "EmulatorThread",
+    "parse_latency",
+    "serve",
+]

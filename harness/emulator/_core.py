@@ -1,0 +1,386 @@
+"""The request pipeline of the emulator, independent of the HTTP server that feeds it.
+
+route -> parse -> validate -> throttle -> fault -> idempotency -> latency -> handler -> serialize
+
+No request, however malformed, gets a 5xx unless fault injection asked for it: every failure on
+the way is answered with the modeled 4xx error of the service.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from harness.emulator import services as _services  # noqa: F401 - registers the handlers
+from harness.emulator._context import (
+    ApiError,
+    Context,
+    registered_handlers,
+    registered_states,
+    validation_error_code,
+)
+from harness.emulator._generic import GenericState, generic_handler
+from harness.emulator._router import RouteError, Router, parse_credentials
+from harness.emulator._state import IdempotencyCache, TokenCodec, params_digest
+from harness.emulator._wire import WireError, encode_error
+from harness.errors import InvalidArgument
+from harness.model import SEED_SERVICES, format_issues, load_service
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from harness.emulator._router import Route
+    from harness.model import Operation, ServiceModel
+
+__all__ = ["DEFAULT_ACCOUNT", "EmulatorCore", "EmulatorSettings", "Response"]
+
+DEFAULT_ACCOUNT = "123456789012"
+Response = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSettings:
+    """How the emulator behaves; everything but ``seed`` can change while it runs.
+
+    :param throttle: ``"aws"`` enforces the quotas in ``specs/quotas.yaml`` per (account, region,
+        operation); ``"off"`` never throttles
+    :param fault_rate: share of requests answered with InternalServerException 500
+    :param latency_ms: extra delay per request, uniform in ``[min, max]`` milliseconds
+    :param seed: seeds the fault and latency draws (``None``: random)
+    :param proton_registration_delay: seconds a Proton template version stays
+        ``REGISTRATION_IN_PROGRESS`` before it becomes ``DRAFT``
+    :param idempotency_ttl: seconds a client token is remembered (Greengrass documents 8 hours)
+    :param check_responses: validate every response against its output shape and answer a 500
+        naming the emulator bug when one does not conform (for the emulator's own tests)
+    """
+
+    throttle: Literal["aws", "off"] = "off"
+    fault_rate: float = 0.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)
+    seed: int | None = None
+    proton_registration_delay: float = 0.5
+    idempotency_ttl: float = 8 * 3600.0
+    check_responses: bool = False
+
+    def __post_init__(self) -> None:
+        if self.throttle not in ("aws", "off"):
+            raise InvalidArgument(f"throttle={self.throttle!r}: expected 'aws' or 'off'")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise InvalidArgument(f"fault_rate={self.fault_rate!r}: expected a share in [0, 1]")
+        lo, hi = self.latency_ms
+        if lo < 0 or hi < lo:
+            raise InvalidArgument(f"latency_ms={self.latency_ms!r}: expected 0 <= MIN <= MAX")
+        if self.proton_registration_delay < 0 or self.idempotency_ttl <= 0:
+            raise InvalidArgument("delays must be positive")
+
+    def updated(self, changes: Mapping[str, Any]) -> EmulatorSettings:
+        """A copy with ``changes`` applied (as sent to ``PUT /_harness/config``).
+
+        :raises InvalidArgument: naming an unknown setting or a bad value
+        """
+        known = {f.name for f in fields(self)} - {"seed"}
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidArgument(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(changes)
+        if "latency_ms" in values:
+            values["latency_ms"] = parse_latency(values["latency_ms"])
+        for name in ("fault_rate", "proton_registration_delay", "idempotency_ttl"):
+            if name in values:
+                try:
+                    values[name] = float(values[name])
+                except (TypeError, ValueError):
+                    raise InvalidArgument(f"{name}={values[name]!r}: expected a number") from None
+        return replace(self, **values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON-ready values."""
+        return asdict(self)
+
+
+def parse_latency(value: Any) -> tuple[float, float]:
+    """``50``, ``"50"``, ``"20:80"`` or ``[20, 80]`` as a ``(min, max)`` pair of milliseconds.
+
+    :raises InvalidArgument: for anything else
+    """
+    try:
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return float(value[0]), float(value[1])
+        if isinstance(value, int | float):
+            return float(value), float(value)
+        text = str(value)
+        lo, _, hi = text.partition(":")
+        return float(lo), float(hi or lo)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"latency {value!r}: expected MS or MIN:MAX") from None
+
+
+@dataclass(slots=True)
+class _Bucket:
+    rate: float
+    capacity: float
+    tokens: float
+    stamp: float
+
+    def take(self, now: float) -> float:
+        """0 when a token was taken, else the seconds until one is available."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+@dataclass(slots=True)
+class _OpStats:
+    requests: int = 0
+    throttles: int = 0
+    faults: int = 0
+    replays: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+class EmulatorCore:
+    """Answers requests for the seed services from the model, with state per account and region."""
+
+    def __init__(
+        self, settings: EmulatorSettings | None = None, services: tuple[str, ...] = SEED_SERVICES
+    ) -> None:
+        self.settings = settings or EmulatorSettings()
+        self.models: dict[str, ServiceModel] = {name: load_service(name) for name in services}
+        self.router = Router(self.models.values())
+        self._rng = random.Random(self.settings.seed)
+        self._handlers = registered_handlers()
+        self._state_types = registered_states()
+        self.tokens = TokenCodec(os.urandom(16))
+        self.started = time.monotonic()
+        self.conformance_failures: list[str] = []
+        self.reset()
+
+    # ------------------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget every resource, token, bucket and counter."""
+        self._states: dict[tuple[str, str, str], Any] = {}
+        self.idempotency = IdempotencyCache(self.settings.idempotency_ttl)
+        self._buckets: dict[tuple[str, str, str, str], _Bucket] = {}
+        self._stats: defaultdict[str, _OpStats] = defaultdict(_OpStats)
+        self.conformance_failures.clear()
+
+    def configure(self, changes: Mapping[str, Any]) -> EmulatorSettings:
+        """Apply ``changes`` to the running settings and return the new settings."""
+        self.settings = self.settings.updated(changes)
+        self.idempotency.ttl = self.settings.idempotency_ttl
+        self._buckets.clear()
+        return self.settings
+
+    def state(self, account: str, region: str, service: str) -> Any:
+        """The state of ``service`` for one account and region (created on first use)."""
+        key = (account, region, service)
+        found = self._states.get(key)
+        if found is None:
+            factory: Callable[[], Any] = self._state_types.get(service, GenericState)
+            found = self._states[key] = factory()
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        """Requests, errors, throttles and faults per operation; resources per type."""
+        resources: dict[str, Counter[str]] = defaultdict(Counter)
+        for (_, _, service), state in self._states.items():
+            resources[service].update(state.counts())
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "requests": sum(s.requests for s in self._stats.values()),
+            "operations": {
+                key: {
+                    "requests": s.requests,
+                    "errors": dict(s.errors),
+                    "throttles": s.throttles,
+                    "faults": s.faults,
+                    "replays": s.replays,
+                }
+                for key, s in sorted(self._stats.items())
+            },
+            "resources": {svc: dict(c) for svc, c in sorted(resources.items())},
+            "idempotency_tokens": len(self.idempotency),
+            "settings": self.settings.to_json(),
+        }
+
+    # ---------------------------------------------------------------------------- requests
+    async def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any],
+        getall: Callable[[str], list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Response:
+        """Answer one request (never raises; every failure becomes an AWS-style error)."""
+        request_id = str(uuid.uuid4())
+        credentials = parse_credentials(headers.get("Authorization"))
+        account, region = DEFAULT_ACCOUNT, "us-east-1"
+        if credentials is not None:
+            region = credentials.region or region
+            if len(credentials.access_key) == 12 and credentials.access_key.isdigit():
+                account = credentials.access_key
+        try:
+            route = self.router.resolve(method, path, headers, credentials)
+        except RouteError as exc:
+            response = self._unknown_operation(exc)
+        else:
+            response = await self._dispatch(route, account, region, query, getall, headers, body)
+        response[1]["x-amzn-RequestId"] = request_id
+        return response
+
+    def _unknown_operation(self, exc: RouteError) -> Response:
+        code = "UnknownOperationException"
+        if exc.service is not None and exc.service.protocol == "json":
+            return encode_error(exc.service, code, exc.message, 400)
+        status, headers, _ = (404, {"x-amzn-ErrorType": code, "Content-Type": "application/json"}, b"")
+        import orjson
+
+        return status, headers, orjson.dumps({"message": exc.message})
+
+    def _error(
+        self, model: ServiceModel, op: Operation, code: str, message: str,
+        status: int | None = None, fields: Mapping[str, Any] | None = None,
+    ) -> Response:
+        if status is None:
+            ref = op.error(code) or model.errors.get(code)
+            status = ref.status if ref is not None else 400
+        self._stats[f"{model.name}.{op.name}"].errors[code] += 1
+        return encode_error(model, code, message, status, fields)
+
+    async def _dispatch(
+        self,
+        route: Route,
+        account: str,
+        region: str,
+        query: Mapping[str, Any],
+        getall: Callable[[str], list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Response:
+        model, op = route.service, route.operation
+        stats = self._stats[f"{model.name}.{op.name}"]
+        stats.requests += 1
+        settings = self.settings
+        try:
+            params = route.codec.parse(route.labels, query, getall, headers, body)
+        except WireError as exc:
+            return self._error(model, op, "SerializationException", str(exc), 400)
+        # Unknown members are ignored, as AWS services do with fields they do not know.
+        issues = [i for i in op.validate(params) if i.constraint != "unknown"]
+        if issues:
+            return self._error(model, op, validation_error_code(model, op), format_issues(issues))
+        now = anyio.current_time()
+        if settings.throttle == "aws":
+            wait = self._bucket(account, region, model.name, op).take(now)
+            if wait > 0:
+                stats.throttles += 1
+                return self._throttled(model, op, wait)
+        if settings.fault_rate and self._rng.random() < settings.fault_rate:
+            stats.faults += 1
+            return self._fault(model, op)
+        token_key: tuple[str, str, str, str] | None = None
+        if op.idempotency_members:
+            token = params.get(op.idempotency_members[0])
+            if isinstance(token, str) and token:
+                token_key = (account, region, f"{model.name}.{op.name}", token)
+                digest = params_digest(params, skip=op.idempotency_members)
+                entry = self.idempotency.get(token_key, now)
+                if entry is not None:
+                    if entry.digest != digest:
+                        return self._error(
+                            model, op, "ConflictException",
+                            f"The client token {token!r} was already used with other parameters",
+                            409,
+                        )
+                    if entry.response is None:
+                        code = (
+                            "RequestAlreadyInProgressException"
+                            if op.error("RequestAlreadyInProgressException")
+                            else "ConflictException"
+                        )
+                        return self._error(
+                            model, op, code,
+                            f"A request with client token {token!r} is still in progress",
+                        )
+                    stats.replays += 1
+                    status, hdrs, data = entry.response
+                    return status, dict(hdrs), data
+                self.idempotency.begin(token_key, digest, now)
+        lo, hi = settings.latency_ms
+        if hi > 0:
+            await anyio.sleep((lo + (hi - lo) * self._rng.random()) / 1000.0)
+        response = self._run_handler(route, account, region, params)
+        if token_key is not None:
+            if response[0] < 300:
+                entry = self.idempotency.get(token_key, now)
+                if entry is not None:
+                    entry.response = (response[0], dict(response[1]), response[2])
+            else:
+                self.idempotency.abandon(token_key)
+        return response
+
+    def _run_handler(self, route: Route, account: str, region: str, params: dict[str, Any]) -> Response:
+        model, op = route.service, route.operation
+        ctx = Context(
+            account=account,
+            region=region,
+            model=model,
+            operation=op,
+            state=self.state(account, region, model.name),
+            now=time.time(),
+            tokens=self.tokens,
+            settings=self.settings,
+        )
+        fn = self._handlers.get((model.name, op.name), generic_handler)
+        try:
+            output = fn(ctx, params)
+        except ApiError as exc:
+            return self._error(model, op, exc.code, exc.message, exc.status, exc.fields)
+        if self.settings.check_responses and op.output is not None:
+            problems = model.validator.validate_shape(op.output, output)
+            if problems:
+                failure = f"{model.name}.{op.name}: response breaks its shape: {format_issues(problems)}"
+                self.conformance_failures.append(failure)
+                return self._error(model, op, "InternalFailureException", failure, 500)
+        return route.codec.serialize(output)
+
+    def _bucket(self, account: str, region: str, service: str, op: Operation) -> _Bucket:
+        key = (account, region, service, op.name)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            rate = op.quota.tps
+            capacity = max(op.quota.burst or rate, 1.0)
+            bucket = self._buckets[key] = _Bucket(rate, capacity, capacity, anyio.current_time())
+        return bucket
+
+    def _throttled(self, model: ServiceModel, op: Operation, wait: float) -> Response:
+        ref = op.error("ThrottlingException") or model.errors.get("ThrottlingException")
+        fields: dict[str, Any] = {}
+        if ref is not None:
+            for name, member in ref.shape.members.items():
+                if member.wire_name.lower() == "retry-after":
+                    fields[name] = max(1, math.ceil(wait))
+        status = ref.status if ref is not None else 429
+        return self._error(model, op, "ThrottlingException", "Rate exceeded", status, fields)
+
+    def _fault(self, model: ServiceModel, op: Operation) -> Response:
+        # Prefer the operation's own 500 error (InternalServerException or InternalFailure...).
+        declared = [e for e in op.errors if e.status == 500]
+        code = declared[0].name if declared else (
+            "InternalServerException" if "InternalServerException" in model.errors
+            else "InternalFailureException"
+        )
+        return self._error(model, op, code, "Injected fault (--fault-rate)", 500)

@@ -1,0 +1,187 @@
+"""Generic behaviour for every operation without a service-specific handler.
+
+The operation name gives the verb and the resource type (``CreateThingType`` creates a
+``ThingType``; ``ListThingTypes`` lists them); the request's URI labels (or, for the json
+protocol, its required name/id members) key the resource. Outputs are filled from the output
+shape: members the request gave are echoed, ids and ARNs are generated, timestamps are now, and
+other required members get valid example values derived from their constraints.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from harness.emulator._context import Context
+from harness.emulator._state import Table
+from harness.model import example_value
+
+if TYPE_CHECKING:
+    from harness.model import Operation, Shape
+
+__all__ = ["GenericState", "fill", "generic_handler"]
+
+_CREATE = ("Create", "Register", "Put", "Import")
+_READ = ("Get", "Describe")
+_UPDATE = ("Update",)
+_DELETE = ("Delete", "Deregister")
+
+
+class GenericState:
+    """Resources of operations answered generically: one table per resource type."""
+
+    __slots__ = ("tables",)
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table[str, dict[str, Any]]] = {}
+
+    def table(self, kind: str) -> Table[str, dict[str, Any]]:
+        """The table of one resource type."""
+        found = self.tables.get(kind)
+        if found is None:
+            found = self.tables[kind] = Table()
+        return found
+
+    def counts(self) -> dict[str, int]:
+        """Resources per type."""
+        return {kind: len(t) for kind, t in self.tables.items() if len(t)}
+
+
+def _split(name: str) -> tuple[str, str]:
+    for verb in (*_CREATE, *_READ, *_UPDATE, *_DELETE, "List"):
+        if name.startswith(verb) and len(name) > len(verb):
+            return verb, name[len(verb) :]
+    return "", name
+
+
+def _singular(kind: str) -> str:
+    if kind.endswith("ies"):
+        return kind[:-3] + "y"
+    if kind.endswith(("sses", "xes")):
+        return kind[:-2]
+    if kind.endswith("s") and not kind.endswith("ss"):
+        return kind[:-1]
+    return kind
+
+
+def _key_members(op: Operation) -> list[str]:
+    """The members that name the resource: URI labels, else required name/id members."""
+    shape = op.input
+    if shape is None:
+        return []
+    labels = [n for n, ref in shape.members.items() if ref.location == "uri"]
+    if labels:
+        return labels
+    return [
+        n
+        for n in sorted(shape.required)
+        if n.lower().endswith(("name", "id", "arn", "identifier"))
+        and shape.members[n].shape.type == "string"
+    ][:1]
+
+
+def _key(op: Operation, params: dict[str, Any]) -> str | None:
+    members = _key_members(op)
+    if not members or any(params.get(m) is None for m in members):
+        return None
+    return "/".join(str(params[m]) for m in members)
+
+
+def fill(ctx: Context, shape: Shape, record: dict[str, Any], kind: str, key: str) -> dict[str, Any]:
+    """An output structure for ``record``: echoed, generated or example values, all valid."""
+    validator = ctx.model.validator
+    out: dict[str, Any] = {}
+    for name, ref in shape.members.items():
+        target = ref.shape
+        lowered = name.lower()
+        value = record.get(name)
+        generated = False
+        if value is None:
+            generated = True
+            if target.type == "timestamp" and (
+                lowered.endswith(("date", "time", "at")) or "creat" in lowered or "modif" in lowered
+            ):
+                value = ctx.now
+            elif target.type == "string" and lowered.endswith("arn"):
+                value = ctx.arn(f"{kind[:1].lower()}{kind[1:]}/{key}")
+            elif target.type == "string" and lowered.endswith("id"):
+                value = key
+            elif name in shape.required:
+                value = example_value(target, required_only=True)
+        if value is None:
+            continue
+        if validator.validate_shape(target, value):
+            # What we echoed or generated does not fit this member: use a valid example for
+            # required members and generated identifiers, drop other optional echoes.
+            if name not in shape.required and not generated:
+                continue
+            value = example_value(target, required_only=True)
+        out[name] = value
+    return out
+
+
+def _not_found(ctx: Context, kind: str, key: str) -> NoReturn:
+    code = next(
+        (e.name for e in ctx.operation.errors if e.name.endswith("NotFoundException")),
+        None,
+    )
+    if code is None:
+        ctx.invalid(f"{kind} {key!r} does not exist")
+    ctx.fail(code, f"{kind} {key!r} does not exist")
+
+
+def generic_handler(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Answer ``ctx.operation`` by naming convention (see the module docstring)."""
+    op = ctx.operation
+    verb, kind = _split(op.name)
+    output = op.output
+    if output is None:
+        return {}
+    if verb == "List":
+        return _list(ctx, params, _singular(kind), output)
+    table = ctx.state.table(kind) if isinstance(ctx.state, GenericState) else Table()
+    key = _key(op, params)
+    if verb in _CREATE:
+        if key is None:
+            key = ctx.new_id()
+        record = dict(params)
+        record["__key"] = key
+        table.put(key, record)
+        return fill(ctx, output, record, kind, key)
+    if verb in _READ or verb in _UPDATE or verb in _DELETE:
+        if key is None:
+            return fill(ctx, output, params, kind, ctx.new_id())
+        record = table.get(key)
+        if record is None:
+            _not_found(ctx, kind, key)
+        if verb in _UPDATE:
+            record.update({k: v for k, v in params.items() if v is not None})
+        elif verb in _DELETE:
+            table.delete(key)
+        return fill(ctx, output, record, kind, key)
+    return fill(ctx, output, params, kind or op.name, key or ctx.new_id())
+
+
+def _list(ctx: Context, params: dict[str, Any], kind: str, output: Shape) -> dict[str, Any]:
+    paginator = ctx.operation.paginator
+    result_key = paginator.result_key[0] if paginator else next(
+        (n for n, ref in output.members.items() if ref.shape.type == "list"), None
+    )
+    if result_key is None or result_key not in output.members:
+        return fill(ctx, output, {}, kind, ctx.new_id())
+    item = output.members[result_key].shape.member
+    state = ctx.state if isinstance(ctx.state, GenericState) else GenericState()
+    table = state.table(kind)
+    rows, token = ctx.page(table, params)
+    items: list[Any] = []
+    for row in rows:
+        if item is not None and item.shape.type == "structure":
+            items.append(fill(ctx, item.shape, row, kind, _row_key(row)))
+    out = fill(ctx, output, {result_key: items}, kind, ctx.new_id())
+    out[result_key] = items
+    if token and paginator:
+        out[paginator.output_token[0]] = token
+    return out
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return str(row.get("__key", ""))

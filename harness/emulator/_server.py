@@ -1,0 +1,238 @@
+"""The emulator's HTTP server: one port for every service, plus the admin API under /_harness/.
+
+Admin API:
+
+* ``GET  /_harness/health``  -> ``{"status": "ok"}``
+* ``GET  /_harness/stats``   -> requests, errors, throttles and faults per operation; resources
+* ``POST /_harness/reset``   -> forget all state
+* ``PUT  /_harness/config``  -> change settings while running (JSON object of settings)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from harness.emulator._core import EmulatorCore, EmulatorSettings
+from harness.errors import HarnessError, InvalidArgument
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from aiohttp.web_request import BaseRequest
+
+__all__ = ["Emulator", "EmulatorThread", "serve"]
+
+_JSON = {"Content-Type": "application/json"}
+
+
+class Emulator:
+    """The emulator as an async context manager, in the running asyncio event loop.
+
+    >>> async with Emulator(port=0) as emu:   # doctest: +SKIP
+    ...     print(emu.url)
+
+    :param host: the address to listen on (loopback by default)
+    :param port: the port (0 picks a free one; read it back from :attr:`port`)
+    :param settings: behaviour settings (throttling, faults, latency, ...)
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 4566, settings: EmulatorSettings | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.core = EmulatorCore(settings)
+        self._runner: web.ServerRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL to give SDK clients."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start listening.
+
+        :raises HarnessError: when the address cannot be bound
+        """
+        server = web.Server(self._handle, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        try:
+            await self._site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise HarnessError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _handle(self, request: BaseRequest) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if path.startswith("/_harness/"):
+            return await self._admin(request, path)
+        body = await request.read()
+        query = request.query
+        status, headers, data = await self.core.handle(
+            request.method, path, query, query.getall, request.headers, body
+        )
+        return web.Response(status=status, headers=headers, body=data)
+
+    async def _admin(self, request: BaseRequest, path: str) -> web.Response:
+        action = (request.method, path.removeprefix("/_harness/").rstrip("/"))
+        if action == ("GET", "health"):
+            return _json(200, {"status": "ok"})
+        if action == ("GET", "stats"):
+            return _json(200, self.core.stats())
+        if action == ("POST", "reset"):
+            self.core.reset()
+            return _json(200, {"reset": True})
+        if action == ("PUT", "config"):
+            try:
+                changes = orjson.loads(await request.read() or b"{}")
+                if not isinstance(changes, dict):
+                    raise InvalidArgument("the config body must be a JSON object")
+                settings = self.core.configure(changes)
+            except (orjson.JSONDecodeError, InvalidArgument) as exc:
+                return _json(400, {"message": str(exc)})
+            return _json(200, settings.to_json())
+        return _json(404, {"message": f"no admin endpoint {action[0]} {path}"})
+
+
+def _json(status: int, data: Any) -> web.Response:
+    return web.Response(status=status, headers=_JSON, body=orjson.dumps(data))
+
+
+class EmulatorThread:
+    """The emulator on a background thread with its own event loop, for synchronous callers.
+
+    >>> with EmulatorThread() as emu:   # doctest: +SKIP
+    ...     boto3.client("iot", endpoint_url=emu.url, ...)
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, settings: EmulatorSettings | None = None
+    ) -> None:
+        self.emulator = Emulator(host, port, settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL."""
+        return self.emulator.url
+
+    @property
+    def core(self) -> EmulatorCore:
+        """The request pipeline and state (for assertions in tests)."""
+        return self.emulator.core
+
+    def start(self) -> None:
+        """Start the thread and wait until the server listens.
+
+        :raises HarnessError: when the server cannot start
+        """
+        self._thread = threading.Thread(target=self._run, name="harness-emulator", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self.emulator.start())
+        except BaseException as exc:
+            self._error = exc
+            loop.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self.emulator.stop())
+            loop.close()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the emulator's loop thread and return its result (thread-safe access)."""
+        assert self._loop is not None
+        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn), self._loop)  # type: ignore[arg-type]
+        return future.result(30)
+
+    def stop(self) -> None:
+        """Stop the server and join the thread."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._thread = None
+
+    def __enter__(self) -> EmulatorThread:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def serve(
+    host: str,
+    port: int,
+    settings: EmulatorSettings,
+    announce: Callable[[str], None],
+) -> None:
+    """Run the emulator in the foreground until SIGINT or SIGTERM (used by ``harness emulator``).
+
+    :param announce: called with ``listening on http://HOST:PORT`` once the server is ready
+    """
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we run on
+        runner = asyncio.run
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        async with Emulator(host, port, settings) as emu:
+            announce(f"listening on {emu.url}")
+            await stop.wait()
+
+    runner(main())
