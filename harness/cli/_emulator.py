@@ -12,7 +12,9 @@ __all__ = ["emulator"]
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=4566, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option(
+    "--port", default=4566, show_default=True, type=int, help="Port (0 picks a free one)."
+)
 @click.option(
     "--throttle",
     type=click.Choice(["aws", "off"]),
@@ -20,13 +22,28 @@ __all__ = ["emulator"]
     show_default=True,
     help="aws: enforce the quotas in specs/quotas.yaml per (account, region, operation).",
 )
-@click.option("--fault-rate", default=0.0, show_default=True, type=float,
-              help="Share of requests answered with InternalServerException 500.")
-@click.option("--latency-ms", default="0", show_default=True, metavar="MIN[:MAX]",
-              help="Extra delay per request, uniform in [MIN, MAX] milliseconds.")
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Share of requests answered with InternalServerException 500.",
+)
+@click.option(
+    "--latency-ms",
+    default="0",
+    show_default=True,
+    metavar="MIN[:MAX]",
+    help="Extra delay per request, uniform in [MIN, MAX] milliseconds.",
+)
 @click.option("--seed", type=int, default=None, help="Seed for fault and latency draws.")
-@click.option("--proton-delay", default=0.5, show_default=True, type=float,
-              help="Seconds a Proton template version stays REGISTRATION_IN_PROGRESS.")
+@click.option(
+    "--proton-delay",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="Seconds a Proton template version stays REGISTRATION_IN_PROGRESS.",
+)
 def emulator(
     host: str,
     port: int,

@@ -44,7 +44,9 @@ class Context:
 
     def arn(self, resource: str, service: str | None = None) -> str:
         """An ARN in this request's partition, region and account."""
-        return f"arn:aws:{service or self.model.signing_name}:{self.region}:{self.account}:{resource}"
+        return (
+            f"arn:aws:{service or self.model.signing_name}:{self.region}:{self.account}:{resource}"
+        )
 
     @staticmethod
     def new_id() -> str:
@@ -105,7 +107,11 @@ def validation_error_code(model: ServiceModel, operation: Operation) -> str:
     """
     declared = {e.name for e in operation.errors}
     preferred = "InvalidRequestException" if model.name == "iot" else "ValidationException"
-    other = "ValidationException" if preferred == "InvalidRequestException" else "InvalidRequestException"
+    other = (
+        "ValidationException"
+        if preferred == "InvalidRequestException"
+        else "InvalidRequestException"
+    )
     if preferred in declared or other not in declared:
         return preferred
     return other

@@ -245,14 +245,23 @@ class EmulatorCore:
         code = "UnknownOperationException"
         if exc.service is not None and exc.service.protocol == "json":
             return encode_error(exc.service, code, exc.message, 400)
-        status, headers, _ = (404, {"x-amzn-ErrorType": code, "Content-Type": "application/json"}, b"")
+        status, headers, _ = (
+            404,
+            {"x-amzn-ErrorType": code, "Content-Type": "application/json"},
+            b"",
+        )
         import orjson
 
         return status, headers, orjson.dumps({"message": exc.message})
 
     def _error(
-        self, model: ServiceModel, op: Operation, code: str, message: str,
-        status: int | None = None, fields: Mapping[str, Any] | None = None,
+        self,
+        model: ServiceModel,
+        op: Operation,
+        code: str,
+        message: str,
+        status: int | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> Response:
         if status is None:
             ref = op.error(code) or model.errors.get(code)
@@ -301,7 +310,9 @@ class EmulatorCore:
                 if entry is not None:
                     if entry.digest != digest:
                         return self._error(
-                            model, op, "ConflictException",
+                            model,
+                            op,
+                            "ConflictException",
                             f"The client token {token!r} was already used with other parameters",
                             409,
                         )
@@ -312,7 +323,9 @@ class EmulatorCore:
                             else "ConflictException"
                         )
                         return self._error(
-                            model, op, code,
+                            model,
+                            op,
+                            code,
                             f"A request with client token {token!r} is still in progress",
                         )
                     stats.replays += 1
@@ -332,7 +345,9 @@ class EmulatorCore:
                 self.idempotency.abandon(token_key)
         return response
 
-    def _run_handler(self, route: Route, account: str, region: str, params: dict[str, Any]) -> Response:
+    def _run_handler(
+        self, route: Route, account: str, region: str, params: dict[str, Any]
+    ) -> Response:
         model, op = route.service, route.operation
         ctx = Context(
             account=account,
@@ -352,7 +367,9 @@ class EmulatorCore:
         if self.settings.check_responses and op.output is not None:
             problems = model.validator.validate_shape(op.output, output)
             if problems:
-                failure = f"{model.name}.{op.name}: response breaks its shape: {format_issues(problems)}"
+                failure = (
+                    f"{model.name}.{op.name}: response breaks its shape: {format_issues(problems)}"
+                )
                 self.conformance_failures.append(failure)
                 return self._error(model, op, "InternalFailureException", failure, 500)
         return route.codec.serialize(output)
@@ -379,8 +396,13 @@ class EmulatorCore:
     def _fault(self, model: ServiceModel, op: Operation) -> Response:
         # Prefer the operation's own 500 error (InternalServerException or InternalFailure...).
         declared = [e for e in op.errors if e.status == 500]
-        code = declared[0].name if declared else (
-            "InternalServerException" if "InternalServerException" in model.errors
-            else "InternalFailureException"
+        code = (
+            declared[0].name
+            if declared
+            else (
+                "InternalServerException"
+                if "InternalServerException" in model.errors
+                else "InternalFailureException"
+            )
         )
         return self._error(model, op, code, "Injected fault (--fault-rate)", 500)

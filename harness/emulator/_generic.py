@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness.emulator._context import Context
 from harness.emulator._state import Table
 from harness.model import example_value
 
 if TYPE_CHECKING:
+    from harness.emulator._context import Context
     from harness.model import Operation, Shape
 
 __all__ = ["GenericState", "fill", "generic_handler"]
@@ -150,9 +150,10 @@ def generic_handler(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if verb in _READ or verb in _UPDATE or verb in _DELETE:
         if key is None:
             return fill(ctx, output, params, kind, ctx.new_id())
-        record = table.get(key)
-        if record is None:
+        found = table.get(key)
+        if found is None:
             _not_found(ctx, kind, key)
+        record = found
         if verb in _UPDATE:
             record.update({k: v for k, v in params.items() if v is not None})
         elif verb in _DELETE:
@@ -163,8 +164,10 @@ def generic_handler(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 def _list(ctx: Context, params: dict[str, Any], kind: str, output: Shape) -> dict[str, Any]:
     paginator = ctx.operation.paginator
-    result_key = paginator.result_key[0] if paginator else next(
-        (n for n, ref in output.members.items() if ref.shape.type == "list"), None
+    result_key = (
+        paginator.result_key[0]
+        if paginator
+        else next((n for n, ref in output.members.items() if ref.shape.type == "list"), None)
     )
     if result_key is None or result_key not in output.members:
         return fill(ctx, output, {}, kind, ctx.new_id())
@@ -173,9 +176,8 @@ def _list(ctx: Context, params: dict[str, Any], kind: str, output: Shape) -> dic
     table = state.table(kind)
     rows, token = ctx.page(table, params)
     items: list[Any] = []
-    for row in rows:
-        if item is not None and item.shape.type == "structure":
-            items.append(fill(ctx, item.shape, row, kind, _row_key(row)))
+    if item is not None and item.shape.type == "structure":
+        items = [fill(ctx, item.shape, row, kind, _row_key(row)) for row in rows]
     out = fill(ctx, output, {result_key: items}, kind, ctx.new_id())
     out[result_key] = items
     if token and paginator:

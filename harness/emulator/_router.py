@@ -94,7 +94,9 @@ def _compile(operation: Operation, codec: OperationCodec) -> tuple[tuple[int, in
     literal_segments = sum(1 for seg in template.split("/") if seg and "{" not in seg)
     # Literal segments win over labels; among equals, fewer labels win.
     rank = (-literal_segments, len(labels))
-    return rank, _Template(re.compile("^" + "".join(parts) + "/?$"), tuple(labels), operation, codec)
+    return rank, _Template(
+        re.compile("^" + "".join(parts) + "/?$"), tuple(labels), operation, codec
+    )
 
 
 def _first_segment(path: str) -> str:
@@ -147,17 +149,22 @@ class Router:
             prefix, _, op_name = target.partition(".")
             found = self._targets.get(prefix)
             if found is None or found[0] not in models:
-                raise RouteError(models[0] if len(models) == 1 else None,
-                                 f"unknown X-Amz-Target {target!r}")
+                raise RouteError(
+                    models[0] if len(models) == 1 else None, f"unknown X-Amz-Target {target!r}"
+                )
             model, codecs = found
             codec = codecs.get(op_name)
             if codec is None:
                 raise RouteError(model, f"{model.target_prefix} has no operation {op_name!r}")
             return Route(model, codec.operation, codec, {})
-        if credentials is not None and credentials.signing_name == "greengrass" and not path.startswith(
-            "/greengrass/v2/"
+        if (
+            credentials is not None
+            and credentials.signing_name == "greengrass"
+            and not path.startswith("/greengrass/v2/")
         ):
-            raise RouteError(models[0], "the Greengrass V1 API is not emulated (only /greengrass/v2/)")
+            raise RouteError(
+                models[0], "the Greengrass V1 API is not emulated (only /greengrass/v2/)"
+            )
         first = _first_segment(path)
         for model in models:
             table = self._rest.get(model.name)

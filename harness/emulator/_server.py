@@ -71,8 +71,11 @@ class Emulator:
             await self._site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise HarnessError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
-        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
+            raise HarnessError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
+        listening = self._site._server
+        sockets = getattr(listening, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
 
@@ -87,7 +90,10 @@ class Emulator:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -184,8 +190,7 @@ class EmulatorThread:
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the emulator's loop thread and return its result (thread-safe access)."""
         assert self._loop is not None
-        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn), self._loop)  # type: ignore[arg-type]
-        return future.result(30)
+        return asyncio.run_coroutine_threadsafe(_call(fn), self._loop).result(30)
 
     def stop(self) -> None:
         """Stop the server and join the thread."""
@@ -199,7 +204,10 @@ class EmulatorThread:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -218,12 +226,7 @@ def serve(
 
     :param announce: called with ``listening on http://HOST:PORT`` once the server is ready
     """
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we run on
-        runner = asyncio.run
+    import uvloop
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -235,4 +238,4 @@ def serve(
             announce(f"listening on {emu.url}")
             await stop.wait()
 
-    runner(main())
+    uvloop.run(main())

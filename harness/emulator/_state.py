@@ -134,7 +134,9 @@ def params_digest(params: dict[str, Any], skip: tuple[str, ...] = ()) -> bytes:
     """A stable digest of request parameters (key order does not matter)."""
     data = {k: v for k, v in params.items() if k not in skip and v is not None}
     try:
-        blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
+        blob = orjson.dumps(
+            data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr
+        )
     except TypeError:
         # Integers beyond 64 bits: orjson refuses them; the slower stdlib encoder does not.
         blob = json.dumps(data, sort_keys=True, default=repr).encode()

@@ -69,16 +69,14 @@ def _reader(shape: Shape, cache: dict[str, _Convert | None]) -> _Convert | None:
     elif shape.type == "list" and shape.member is not None:
         item = _reader(shape.member.shape, cache)
         if item is not None:
-            conv = (  # noqa: E731 - a closure keeps the hot path free of attribute lookups
-                lambda value: [item(v) for v in value] if isinstance(value, list) else value
+            conv = lambda value: (  # noqa: E731 - closures keep the hot path lean
+                [item(v) for v in value] if isinstance(value, list) else value
             )
     elif shape.type == "map" and shape.value is not None:
         val = _reader(shape.value.shape, cache)
         if val is not None:
-            conv = (
-                lambda value: {k: val(v) for k, v in value.items()}
-                if isinstance(value, dict)
-                else value
+            conv = lambda value: (  # noqa: E731
+                {k: val(v) for k, v in value.items()} if isinstance(value, dict) else value
             )
     cache[shape.name] = conv
     return conv
@@ -141,7 +139,9 @@ def _write_blob(value: Any) -> Any:
     return value
 
 
-def _writer(shape: Shape, fmt: str | None, cache: dict[tuple[str, str | None], _Convert | None]) -> _Convert | None:
+def _writer(
+    shape: Shape, fmt: str | None, cache: dict[tuple[str, str | None], _Convert | None]
+) -> _Convert | None:
     """A converter from API-level output values to JSON values, or ``None`` for the identity."""
     key = (shape.name, fmt)
     if key in cache:
@@ -359,9 +359,9 @@ def encode_error(
     body: dict[str, Any] = {}
     headers: dict[str, str] = {"x-amzn-ErrorType": code}
     if shape is not None and shape.exception:
-        for name, ref in shape.members.items():
+        for name, member in shape.members.items():
             if name.lower() == "message":
-                message_key = ref.wire_name
+                message_key = member.wire_name
         for name, value in (fields or {}).items():
             ref = shape.members.get(name)
             if value is None:
@@ -375,7 +375,9 @@ def encode_error(
     body[message_key] = message
     if model.protocol == "json":
         headers["Content-Type"] = f"application/x-amz-json-{model.json_version}"
-        namespace = "com.amazon.coral.service" if shape is None else f"com.amazonaws.{model.signing_name}"
+        namespace = (
+            "com.amazon.coral.service" if shape is None else f"com.amazonaws.{model.signing_name}"
+        )
         body["__type"] = f"{namespace}#{code}"
     else:
         headers["Content-Type"] = "application/json"

@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.emulator._core import EmulatorSettings
 from harness.emulator._server import EmulatorThread
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 __all__ = ["aws_client", "harness_emulator", "harness_endpoint"]
 
@@ -31,9 +33,16 @@ def harness_emulator(_harness_emulator_session: EmulatorThread) -> Iterator[Emul
     """The session's emulator, with fresh state and default settings for this test."""
     emu = _harness_emulator_session
     emu.call(emu.core.reset)
-    emu.call(lambda: emu.core.configure(
-        {"throttle": "off", "fault_rate": 0.0, "latency_ms": [0, 0], "proton_registration_delay": 0.5}
-    ))
+    emu.call(
+        lambda: emu.core.configure(
+            {
+                "throttle": "off",
+                "fault_rate": 0.0,
+                "latency_ms": [0, 0],
+                "proton_registration_delay": 0.5,
+            }
+        )
+    )
     yield emu
     failures = list(emu.core.conformance_failures)
     assert not failures, f"the emulator answered with non-conforming responses: {failures}"

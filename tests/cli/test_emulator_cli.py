@@ -20,7 +20,10 @@ def start(*args: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
-    assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr and proc.stderr.read())
+    assert line.startswith("listening on http://127.0.0.1:"), (
+        line,
+        proc.stderr and proc.stderr.read(),
+    )
     return proc, line.removeprefix("listening on ")
 
 
@@ -41,11 +44,15 @@ def test_serves_and_stops_cleanly(sig: signal.Signals) -> None:
 def test_bad_flag_values_exit_2() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "emulator", "--fault-rate", "3"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 2 and "fault_rate" in done.stderr
     done = subprocess.run(
         [sys.executable, "-m", "harness", "emulator", "--latency-ms", "fast"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 2 and "latency" in done.stderr

@@ -50,29 +50,52 @@ class TestRouting:
 
     def test_literal_segment_beats_label(self, harness_emulator: EmulatorThread) -> None:
         # PUT /thing-groups/addThingToThingGroup is AddThingToThingGroup, not a group label.
-        status, _, body = raw(harness_emulator, "PUT", "/thing-groups/addThingToThingGroup",
-                              b'{"thingGroupName": "none", "thingName": "none"}')
-        assert status in (400, 404) and "ResourceNotFound" in json.dumps(body) or status == 200
+        status, _, body = raw(
+            harness_emulator,
+            "PUT",
+            "/thing-groups/addThingToThingGroup",
+            b'{"thingGroupName": "none", "thingName": "none"}',
+        )
+        assert (status in (400, 404) and "ResourceNotFound" in json.dumps(body)) or status == 200
 
     def test_json_protocol_by_target(self, harness_emulator: EmulatorThread) -> None:
         status, headers, body = raw(
-            harness_emulator, "POST", "/", b"{}", service="proton",
-            headers={"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates",
-                     "Content-Type": "application/x-amz-json-1.0"},
+            harness_emulator,
+            "POST",
+            "/",
+            b"{}",
+            service="proton",
+            headers={
+                "X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
         )
         assert status == 200 and body == {"templates": []}
         assert headers["Content-Type"] == "application/x-amz-json-1.0"
 
-    def test_unsigned_requests_route_by_target_or_path(self, harness_emulator: EmulatorThread) -> None:
+    def test_unsigned_requests_route_by_target_or_path(
+        self, harness_emulator: EmulatorThread
+    ) -> None:
         status, _, _ = raw(harness_emulator, "GET", "/greengrass/v2/deployments", service=None)
         assert status == 200
-        status, _, body = raw(harness_emulator, "POST", "/", b"{}", service=None,
-                              headers={"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates"})
+        status, _, _body = raw(
+            harness_emulator,
+            "POST",
+            "/",
+            b"{}",
+            service=None,
+            headers={"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates"},
+        )
         assert status == 200
 
     def test_pseudo_path_for_json_protocol(self, harness_emulator: EmulatorThread) -> None:
-        status, _, body = raw(harness_emulator, "POST", "/AwsProton20200720.ListEnvironmentTemplates",
-                              b"{}", service="proton")
+        status, _, body = raw(
+            harness_emulator,
+            "POST",
+            "/AwsProton20200720.ListEnvironmentTemplates",
+            b"{}",
+            service="proton",
+        )
         assert status == 200 and body == {"templates": []}
 
     @pytest.mark.parametrize(
@@ -85,7 +108,11 @@ class TestRouting:
         ],
     )
     def test_unknown_operation_is_an_aws_error(
-        self, harness_emulator: EmulatorThread, method: str, path: str, service: str,
+        self,
+        harness_emulator: EmulatorThread,
+        method: str,
+        path: str,
+        service: str,
         headers: dict[str, str],
     ) -> None:
         status, hdrs, body = raw(harness_emulator, method, path, service=service, headers=headers)
@@ -94,26 +121,42 @@ class TestRouting:
         assert body["message"]
 
     def test_unknown_json_target(self, harness_emulator: EmulatorThread) -> None:
-        status, _, body = raw(harness_emulator, "POST", "/", b"{}", service="proton",
-                              headers={"X-Amz-Target": "AwsProton20200720.Nope"})
+        status, _, body = raw(
+            harness_emulator,
+            "POST",
+            "/",
+            b"{}",
+            service="proton",
+            headers={"X-Amz-Target": "AwsProton20200720.Nope"},
+        )
         assert status == 400 and body["__type"].endswith("#UnknownOperationException")
 
 
 class TestErrorsOnTheWire:
     def test_rest_json_error_header_and_message_key(self, harness_emulator: EmulatorThread) -> None:
-        status, hdrs, body = raw(harness_emulator, "GET", "/fuota-tasks?maxResults=9999",
-                                 service="iotwireless")
+        status, hdrs, body = raw(
+            harness_emulator, "GET", "/fuota-tasks?maxResults=9999", service="iotwireless"
+        )
         assert status == 400 and hdrs["x-amzn-ErrorType"] == "ValidationException"
         assert "MaxResults" in body["Message"]  # iotwireless uses a capital M
 
-    def test_iot_validation_error_is_invalid_request(self, harness_emulator: EmulatorThread) -> None:
+    def test_iot_validation_error_is_invalid_request(
+        self, harness_emulator: EmulatorThread
+    ) -> None:
         status, hdrs, body = raw(harness_emulator, "GET", "/things?maxResults=251")
         assert (status, hdrs["x-amzn-ErrorType"]) == (400, "InvalidRequestException")
-        assert body["message"] == "1 validation error detected: maxResults: value 251 is above the maximum 250"
+        assert (
+            body["message"]
+            == "1 validation error detected: maxResults: value 251 is above the maximum 250"
+        )
 
     def test_json_protocol_error_has_type_in_body(self, harness_emulator: EmulatorThread) -> None:
         status, _, body = raw(
-            harness_emulator, "POST", "/", b'{"templateName": "t", "maxResults": 500}', service="proton",
+            harness_emulator,
+            "POST",
+            "/",
+            b'{"templateName": "t", "maxResults": 500}',
+            service="proton",
             headers={"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplateVersions"},
         )
         assert status == 400
@@ -124,12 +167,15 @@ class TestErrorsOnTheWire:
     def test_malformed_json_is_serialization_exception(
         self, harness_emulator: EmulatorThread, body: bytes
     ) -> None:
-        status, hdrs, data = raw(harness_emulator, "POST", "/greengrass/v2/deployments", body,
-                                 service="greengrass")
+        status, hdrs, _data = raw(
+            harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass"
+        )
         assert status == 400 and hdrs["x-amzn-ErrorType"] == "SerializationException"
 
     def test_bad_query_types_are_validation_errors(self, harness_emulator: EmulatorThread) -> None:
-        status, hdrs, body = raw(harness_emulator, "GET", "/things?maxResults=ten&usePrefixAttributeValue=maybe")
+        status, hdrs, body = raw(
+            harness_emulator, "GET", "/things?maxResults=ten&usePrefixAttributeValue=maybe"
+        )
         assert status == 400 and hdrs["x-amzn-ErrorType"] == "InvalidRequestException"
         assert "maxResults: expected a 32-bit integer" in body["message"]
         assert "usePrefixAttributeValue: expected a boolean" in body["message"]
@@ -164,7 +210,12 @@ class TestAccountsAndRegions:
         raw(harness_emulator, "POST", "/things/shared", b"{}", key="111111111111")
         assert raw(harness_emulator, "GET", "/things/shared", key="111111111111")[0] == 200
         assert raw(harness_emulator, "GET", "/things/shared", key="222222222222")[0] == 404
-        assert raw(harness_emulator, "GET", "/things/shared", key="111111111111", region="eu-west-1")[0] == 404
+        assert (
+            raw(harness_emulator, "GET", "/things/shared", key="111111111111", region="eu-west-1")[
+                0
+            ]
+            == 404
+        )
 
     def test_default_account_in_arns(self, harness_emulator: EmulatorThread) -> None:
         _, _, body = raw(harness_emulator, "POST", "/things/t2", b"{}", region="eu-west-1")
@@ -172,7 +223,9 @@ class TestAccountsAndRegions:
 
 
 class TestThrottlingFaultsLatency:
-    def test_throttle_aws_uses_quota_and_modeled_status(self, harness_emulator: EmulatorThread) -> None:
+    def test_throttle_aws_uses_quota_and_modeled_status(
+        self, harness_emulator: EmulatorThread
+    ) -> None:
         harness_emulator.call(lambda: harness_emulator.core.configure({"throttle": "aws"}))
         # ListThings: 10 TPS, burst 10 -> the 11th request within a second is throttled.
         statuses = [raw(harness_emulator, "GET", "/things")[0] for _ in range(15)]
@@ -180,15 +233,21 @@ class TestThrottlingFaultsLatency:
         status, hdrs, _ = raw(harness_emulator, "GET", "/things")
         assert (status, hdrs["x-amzn-ErrorType"]) == (400, "ThrottlingException")  # IoT: 400
 
-    def test_greengrass_throttle_is_429_with_retry_after(self, harness_emulator: EmulatorThread) -> None:
+    def test_greengrass_throttle_is_429_with_retry_after(
+        self, harness_emulator: EmulatorThread
+    ) -> None:
         harness_emulator.call(lambda: harness_emulator.core.configure({"throttle": "aws"}))
-        results = [raw(harness_emulator, "GET", "/greengrass/v2/deployments", service="greengrass")
-                   for _ in range(15)]
+        results = [
+            raw(harness_emulator, "GET", "/greengrass/v2/deployments", service="greengrass")
+            for _ in range(15)
+        ]
         throttled = [r for r in results if r[0] != 200]
         assert throttled and throttled[0][0] == 429
         assert int(throttled[0][1]["Retry-After"]) >= 1
 
-    def test_botocore_sees_retry_after(self, harness_emulator: EmulatorThread, aws_client: Any) -> None:
+    def test_botocore_sees_retry_after(
+        self, harness_emulator: EmulatorThread, aws_client: Any
+    ) -> None:
         harness_emulator.call(lambda: harness_emulator.core.configure({"throttle": "aws"}))
         gg = aws_client("greengrassv2")
         with pytest.raises(gg.exceptions.ThrottlingException) as info:
@@ -196,10 +255,15 @@ class TestThrottlingFaultsLatency:
                 gg.list_deployments()
         assert info.value.response["retryAfterSeconds"] >= 1
 
-    def test_fault_rate_gives_500_and_nothing_else_does(self, harness_emulator: EmulatorThread) -> None:
+    def test_fault_rate_gives_500_and_nothing_else_does(
+        self, harness_emulator: EmulatorThread
+    ) -> None:
         harness_emulator.call(lambda: harness_emulator.core.configure({"fault_rate": 1.0}))
         status, hdrs, _ = raw(harness_emulator, "GET", "/things")
-        assert status == 500 and hdrs["x-amzn-ErrorType"] in ("InternalFailureException", "InternalServerException")
+        assert status == 500 and hdrs["x-amzn-ErrorType"] in (
+            "InternalFailureException",
+            "InternalServerException",
+        )
         harness_emulator.call(lambda: harness_emulator.core.configure({"fault_rate": 0.0}))
         assert raw(harness_emulator, "GET", "/things")[0] == 200
 
@@ -213,27 +277,52 @@ class TestThrottlingFaultsLatency:
 class TestIdempotencyPipeline:
     def test_in_flight_token_on_greengrass(self, harness_emulator: EmulatorThread) -> None:
         harness_emulator.call(lambda: harness_emulator.core.configure({"latency_ms": "400"}))
-        body = json.dumps({"targetArn": TARGET, "clientToken": "tok-1",
-                           "components": {"c": {"componentVersion": "1.0.0"}}}).encode()
+        body = json.dumps(
+            {
+                "targetArn": TARGET,
+                "clientToken": "tok-1",
+                "components": {"c": {"componentVersion": "1.0.0"}},
+            }
+        ).encode()
         results: list[tuple[int, dict[str, str], Any]] = []
-        first = threading.Thread(target=lambda: results.append(
-            raw(harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass")))
+        first = threading.Thread(
+            target=lambda: results.append(
+                raw(
+                    harness_emulator,
+                    "POST",
+                    "/greengrass/v2/deployments",
+                    body,
+                    service="greengrass",
+                )
+            )
+        )
         first.start()
         time.sleep(0.1)
-        second = raw(harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass")
+        second = raw(
+            harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass"
+        )
         first.join()
         assert results[0][0] == 201
-        assert (second[0], second[1]["x-amzn-ErrorType"]) == (400, "RequestAlreadyInProgressException")
-        third = raw(harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass")
+        assert (second[0], second[1]["x-amzn-ErrorType"]) == (
+            400,
+            "RequestAlreadyInProgressException",
+        )
+        third = raw(
+            harness_emulator, "POST", "/greengrass/v2/deployments", body, service="greengrass"
+        )
         assert third[0] == 201 and third[2] == results[0][2]
 
     def test_failed_request_does_not_keep_its_token(self, aws_client: Any) -> None:
         proton = aws_client("proton")
         source = {"s3": {"bucket": "my-bucket", "key": "k"}}
         with pytest.raises(proton.exceptions.ResourceNotFoundException):
-            proton.create_environment_template_version(templateName="t", source=source, clientToken="x")
+            proton.create_environment_template_version(
+                templateName="t", source=source, clientToken="x"
+            )
         proton.create_environment_template(name="t")
-        made = proton.create_environment_template_version(templateName="t", source=source, clientToken="x")
+        made = proton.create_environment_template_version(
+            templateName="t", source=source, clientToken="x"
+        )
         assert made["environmentTemplateVersion"]["templateName"] == "t"
 
 
@@ -246,13 +335,21 @@ class TestAdmin:
         assert stats["operations"]["iot.CreateThing"]["requests"] == 1
         assert stats["operations"]["iot.ListThings"]["errors"] == {"InvalidRequestException": 1}
         assert stats["resources"]["iot"]["things"] == 1
-        status, _, cfg = raw(harness_emulator, "PUT", "/_harness/config",
-                             b'{"throttle": "aws", "latency_ms": "1:2"}', service=None)
+        status, _, cfg = raw(
+            harness_emulator,
+            "PUT",
+            "/_harness/config",
+            b'{"throttle": "aws", "latency_ms": "1:2"}',
+            service=None,
+        )
         assert status == 200 and cfg["throttle"] == "aws" and cfg["latency_ms"] == [1.0, 2.0]
-        status, _, err = raw(harness_emulator, "PUT", "/_harness/config", b'{"fault_rate": 7}',
-                             service=None)
+        status, _, err = raw(
+            harness_emulator, "PUT", "/_harness/config", b'{"fault_rate": 7}', service=None
+        )
         assert status == 400 and "fault_rate" in err["message"]
-        status, _, err = raw(harness_emulator, "PUT", "/_harness/config", b'{"bogus": 1}', service=None)
+        status, _, err = raw(
+            harness_emulator, "PUT", "/_harness/config", b'{"bogus": 1}', service=None
+        )
         assert status == 400 and "bogus" in err["message"]
         assert raw(harness_emulator, "POST", "/_harness/reset", service=None)[0] == 200
         assert raw(harness_emulator, "GET", "/things/a")[0] == 404
@@ -270,14 +367,31 @@ class TestNeverFiveHundred:
             ("POST", "/things/t", b"\xff\xfe", "iot", {}),
             ("POST", "/things/t", b'{"attributePayload": {"attributes": [1]}}', "iot", {}),
             ("POST", "/", b"{}", "proton", {"X-Amz-Target": "garbage"}),
-            ("POST", "/", b"null", "proton", {"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates"}),
+            (
+                "POST",
+                "/",
+                b"null",
+                "proton",
+                {"X-Amz-Target": "AwsProton20200720.ListEnvironmentTemplates"},
+            ),
             ("GET", "/things?nextToken=%00%01", None, "iot", {}),
-            ("POST", "/greengrass/v2/deployments", b'{"targetArn": 5, "components": "x"}', "greengrass", {}),
+            (
+                "POST",
+                "/greengrass/v2/deployments",
+                b'{"targetArn": 5, "components": "x"}',
+                "greengrass",
+                {},
+            ),
         ],
     )
     def test_malformed_requests_get_4xx(
-        self, harness_emulator: EmulatorThread, method: str, path: str, body: bytes | None,
-        service: str, headers: dict[str, str],
+        self,
+        harness_emulator: EmulatorThread,
+        method: str,
+        path: str,
+        body: bytes | None,
+        service: str,
+        headers: dict[str, str],
     ) -> None:
         status, _, _ = raw(harness_emulator, method, path, body, service=service, headers=headers)
         assert 400 <= status < 500

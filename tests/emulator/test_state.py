@@ -89,14 +89,18 @@ class TestTokens:
         codec = TokenCodec(b"k" * 16)
         binding = params_digest(params)
         token = codec.encode(position, binding)
-        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+        assert set(token) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+        )
         assert codec.decode(token, binding) == position
 
     def test_foreign_forged_and_garbage_tokens(self) -> None:
         codec = TokenCodec(b"k" * 16)
         token = codec.encode(5, params_digest({"targetArn": "a"}))
         assert codec.decode(token, params_digest({"targetArn": "b"})) is None
-        assert TokenCodec(b"other-secret....").decode(token, params_digest({"targetArn": "a"})) is None
+        assert (
+            TokenCodec(b"other-secret....").decode(token, params_digest({"targetArn": "a"})) is None
+        )
         for junk in ("", "abc", "!!!", token[:-4] + "AAAA", "é"):
             assert codec.decode(junk, params_digest({"targetArn": "a"})) is None
 
