@@ -7,7 +7,9 @@
      ├── ModelError                the API models under specs/ (or botocore's) cannot answer
      │    ├── UnknownService
      │    └── UnknownOperation
-     └── RequestValidationError    request parameters break the model's constraints
+     ├── RequestValidationError    request parameters break the model's constraints
+     ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
+     └── PaginationError           a listing broke an invariant (repeated token, duplicate)
 
 Every error carries enough context (service, operation, path) to name the item and the reason.
 """
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HarnessError",
     "InvalidArgument",
+    "JobError",
     "ModelError",
+    "PaginationError",
     "RequestValidationError",
     "UnknownOperation",
     "UnknownService",
@@ -79,3 +83,26 @@ class RequestValidationError(HarnessError, ValueError):
         listed = "; ".join(str(issue) for issue in self.issues[:5])
         more = f" (and {len(self.issues) - 5} more)" if len(self.issues) > 5 else ""
         super().__init__(f"{service}.{operation}: invalid request: {listed}{more}")
+
+
+class JobError(HarnessError):
+    """Raised when a job file cannot be run: bad YAML, unknown operation, template or item errors.
+
+    :param problems: one line per problem, each naming the step (and item) and the reason
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = tuple(problems)
+        shown = "".join(f"\n  - {p}" for p in self.problems[:20])
+        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"{message}{shown}{more}")
+
+
+class PaginationError(HarnessError):
+    """Raised when a listing breaks a pagination invariant (a repeated token, a duplicate item)."""
+
+    def __init__(self, service: str, operation: str, reason: str) -> None:
+        self.service = service
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"{service}.{operation}: {reason}")

@@ -13,7 +13,21 @@ def isort_key(name: str) -> tuple[int, str]:
     return kind, name
 
 
-PACKAGES = ["harness", "harness.model", "harness.cli", "harness.errors", "harness.types"]
+PACKAGES = [
+    "harness",
+    "harness.cli",
+    "harness.emulator",
+    "harness.engine",
+    "harness.errors",
+    "harness.fuzz",
+    "harness.model",
+    "harness.paginate",
+    "harness.reporting",
+    "harness.stats",
+    "harness.throttle",
+    "harness.transport",
+    "harness.types",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

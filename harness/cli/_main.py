@@ -9,6 +9,7 @@ import click
 
 from harness import __version__
 from harness.cli._emulator import emulator
+from harness.cli._run import list_, run
 from harness.cli._specs import specs
 from harness.errors import HarnessError
 
@@ -29,6 +30,8 @@ def cli() -> None:
 
 
 cli.add_command(emulator)
+cli.add_command(list_)
+cli.add_command(run)
 cli.add_command(specs)
 
 

@@ -133,7 +133,11 @@ def handler(service: str, operation: str) -> Callable[[Handler], Handler]:
 
 
 def service_state(service: str) -> Callable[[type[V]], type[V]]:
-    """Register a class as the per-(account, region) state of ``service``."""
+    """Register a class as the per-(account, region) state of ``service``.
+
+    The class should subclass :class:`harness.emulator._generic.GenericState`, so that the
+    service's operations answered generically keep their resources as well.
+    """
 
     def register(cls: type[V]) -> type[V]:
         _STATES[service] = cls

@@ -32,7 +32,7 @@ from harness.emulator._router import RouteError, Router, parse_credentials
 from harness.emulator._state import IdempotencyCache, TokenCodec, params_digest
 from harness.emulator._wire import WireError, encode_error
 from harness.errors import InvalidArgument
-from harness.model import SEED_SERVICES, format_issues, load_service
+from harness.model import SEED_SERVICES, example_value, format_issues, load_service
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ACCOUNT", "EmulatorCore", "EmulatorSettings", "Response"]
 
 DEFAULT_ACCOUNT = "123456789012"
+# Errors any AWS operation may answer although models rarely declare them.
+_ALWAYS_DECLARED = frozenset(
+    {
+        "ValidationException",
+        "InvalidRequestException",
+        "SerializationException",
+        "UnknownOperationException",
+    }
+)
 Response = tuple[int, dict[str, str], bytes]
 
 
@@ -314,7 +323,7 @@ class EmulatorCore:
                             op,
                             "ConflictException",
                             f"The client token {token!r} was already used with other parameters",
-                            409,
+                            fields=self._required_fields(model, "ConflictException", token),
                         )
                     if entry.response is None:
                         code = (
@@ -363,7 +372,17 @@ class EmulatorCore:
         try:
             output = fn(ctx, params)
         except ApiError as exc:
+            if self.settings.check_responses and not (
+                op.error(exc.code) or exc.code in _ALWAYS_DECLARED
+            ):
+                self.conformance_failures.append(
+                    f"{model.name}.{op.name}: answered {exc.code}, which it does not declare"
+                )
             return self._error(model, op, exc.code, exc.message, exc.status, exc.fields)
+        except Exception as exc:
+            failure = f"{model.name}.{op.name}: handler bug: {exc!r}"
+            self.conformance_failures.append(failure)
+            return self._error(model, op, self._server_error_code(model, op), failure, 500)
         if self.settings.check_responses and op.output is not None:
             problems = model.validator.validate_shape(op.output, output)
             if problems:
@@ -373,6 +392,26 @@ class EmulatorCore:
                 self.conformance_failures.append(failure)
                 return self._error(model, op, "InternalFailureException", failure, 500)
         return route.codec.serialize(output)
+
+    @staticmethod
+    def _required_fields(model: ServiceModel, code: str, resource_id: str) -> dict[str, Any]:
+        """Values for the required members of an error shape (Greengrass's ConflictException
+        requires resourceId and resourceType), so that the error conforms to its shape."""
+        shape = model.shapes.get(code)
+        fields: dict[str, Any] = {}
+        if shape is None:
+            return fields
+        for name in shape.required:
+            lowered = name.lower()
+            if lowered == "message":
+                continue
+            if lowered.endswith("id"):
+                fields[name] = resource_id
+            elif lowered.endswith("type"):
+                fields[name] = "clientToken"
+            else:
+                fields[name] = example_value(shape.members[name].shape, required_only=True)
+        return fields
 
     def _bucket(self, account: str, region: str, service: str, op: Operation) -> _Bucket:
         key = (account, region, service, op.name)
@@ -393,16 +432,16 @@ class EmulatorCore:
         status = ref.status if ref is not None else 429
         return self._error(model, op, "ThrottlingException", "Rate exceeded", status, fields)
 
-    def _fault(self, model: ServiceModel, op: Operation) -> Response:
-        # Prefer the operation's own 500 error (InternalServerException or InternalFailure...).
+    @staticmethod
+    def _server_error_code(model: ServiceModel, op: Operation) -> str:
+        """The operation's own 500 error (InternalServerException or InternalFailureException)."""
         declared = [e for e in op.errors if e.status == 500]
-        code = (
-            declared[0].name
-            if declared
-            else (
-                "InternalServerException"
-                if "InternalServerException" in model.errors
-                else "InternalFailureException"
-            )
-        )
+        if declared:
+            return declared[0].name
+        if "InternalServerException" in model.errors:
+            return "InternalServerException"
+        return "InternalFailureException"
+
+    def _fault(self, model: ServiceModel, op: Operation) -> Response:
+        code = self._server_error_code(model, op)
         return self._error(model, op, code, "Injected fault (--fault-rate)", 500)

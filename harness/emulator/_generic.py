@@ -9,6 +9,7 @@ other required members get valid example values derived from their constraints.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness.emulator._state import Table
@@ -119,6 +120,22 @@ def fill(ctx: Context, shape: Shape, record: dict[str, Any], kind: str, key: str
     return out
 
 
+def _fresh_key(ctx: Context, output: Shape) -> str:
+    """A new id that every id member of the output admits (some forbid the dashes of a UUID)."""
+    shapes = [
+        ref.shape
+        for name, ref in output.members.items()
+        if ref.shape.type == "string" and name.lower().endswith("id")
+    ]
+    fresh = ctx.new_id()
+    validator = ctx.model.validator
+    for candidate in (fresh, fresh.replace("-", "")):
+        if not any(validator.validate_shape(shape, candidate) for shape in shapes):
+            return candidate
+    # The seed makes the example differ per call, so two creates never share an id.
+    return str(example_value(shapes[0], seed=uuid.uuid4().int >> 96, required_only=True))
+
+
 def _not_found(ctx: Context, kind: str, key: str) -> NoReturn:
     code = next(
         (e.name for e in ctx.operation.errors if e.name.endswith("NotFoundException")),
@@ -138,11 +155,13 @@ def generic_handler(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         return {}
     if verb == "List":
         return _list(ctx, params, _singular(kind), output)
-    table = ctx.state.table(kind) if isinstance(ctx.state, GenericState) else Table()
+    # Service states subclass GenericState so that their generic operations keep state too.
+    tables = getattr(ctx.state, "table", None)
+    table: Table[str, dict[str, Any]] = tables(kind) if tables is not None else Table()
     key = _key(op, params)
     if verb in _CREATE:
         if key is None:
-            key = ctx.new_id()
+            key = _fresh_key(ctx, output)
         record = dict(params)
         record["__key"] = key
         table.put(key, record)
@@ -172,14 +191,17 @@ def _list(ctx: Context, params: dict[str, Any], kind: str, output: Shape) -> dic
     if result_key is None or result_key not in output.members:
         return fill(ctx, output, {}, kind, ctx.new_id())
     item = output.members[result_key].shape.member
-    state = ctx.state if isinstance(ctx.state, GenericState) else GenericState()
-    table = state.table(kind)
+    tables = getattr(ctx.state, "table", None)
+    table: Table[str, dict[str, Any]] = tables(kind) if tables is not None else Table()
     rows, token = ctx.page(table, params)
     items: list[Any] = []
     if item is not None and item.shape.type == "structure":
         items = [fill(ctx, item.shape, row, kind, _row_key(row)) for row in rows]
     out = fill(ctx, output, {result_key: items}, kind, ctx.new_id())
-    out[result_key] = items
+    if items or not output.members[result_key].shape.min:
+        out[result_key] = items
+    else:
+        out.pop(result_key, None)  # the shape forbids an empty list: say nothing instead
     if token and paginator:
         out[paginator.output_token[0]] = token
     return out

@@ -4,7 +4,7 @@ The service comes from the SigV4 credential scope (``.../<region>/<signingName>/
 unsigned requests fall back to ``X-Amz-Target`` and then to trying each service's URI templates.
 The operation comes from ``X-Amz-Target`` (json protocol) or from the method and URI template
 (rest-json), literal segments winning over labels. Greengrass V1 and V2 share the signing name
-``greengrass``: V2 paths start with ``/greengrass/v2/``.
+``greengrass``: a request V2's templates do not route is a V1 request, answered as not emulated.
 """
 
 from __future__ import annotations
@@ -157,14 +157,6 @@ class Router:
             if codec is None:
                 raise RouteError(model, f"{model.target_prefix} has no operation {op_name!r}")
             return Route(model, codec.operation, codec, {})
-        if (
-            credentials is not None
-            and credentials.signing_name == "greengrass"
-            and not path.startswith("/greengrass/v2/")
-        ):
-            raise RouteError(
-                models[0], "the Greengrass V1 API is not emulated (only /greengrass/v2/)"
-            )
         first = _first_segment(path)
         for model in models:
             table = self._rest.get(model.name)
@@ -177,4 +169,7 @@ class Router:
                         labels = {name: unquote(match.group(group)) for group, name in tpl.labels}
                         return Route(model, tpl.operation, tpl.codec, labels)
         owner = models[0] if len(models) == 1 else None
+        if credentials is not None and credentials.signing_name == "greengrass":
+            # Greengrass V1 shares the signing name; whatever V2 does not route is V1.
+            raise RouteError(owner, f"the Greengrass V1 API is not emulated: {method} {path}")
         raise RouteError(owner, f"no operation matches {method} {path}")

@@ -54,21 +54,35 @@ def harness_endpoint(harness_emulator: EmulatorThread) -> str:
     return harness_emulator.url
 
 
+@pytest.fixture(scope="session")
+def _harness_boto3_clients() -> dict[tuple[Any, ...], Any]:
+    # Building a boto3 client loads the service model (0.1-0.5 s for IoT): build each once.
+    return {}
+
+
 @pytest.fixture
-def aws_client(harness_endpoint: str) -> Callable[..., Any]:
+def aws_client(
+    harness_endpoint: str, _harness_boto3_clients: dict[tuple[Any, ...], Any]
+) -> Callable[..., Any]:
     """Build boto3 clients for the emulator: ``aws_client("greengrassv2")``."""
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(
-        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="us-east-1"
-    )
-
     def make(service: str, **config: Any) -> Any:
-        return session.client(
-            service,
-            endpoint_url=harness_endpoint,
-            config=Config(retries={"max_attempts": 0, "mode": "standard"}, **config),
-        )
+        key = (service, harness_endpoint, tuple(sorted(config.items())))
+        client = _harness_boto3_clients.get(key)
+        if client is None:
+            session = boto3.session.Session(
+                aws_access_key_id="AKIDEXAMPLE",
+                aws_secret_access_key="secret",
+                region_name="us-east-1",
+            )
+            client = session.client(
+                service,
+                endpoint_url=harness_endpoint,
+                config=Config(retries={"max_attempts": 0, "mode": "standard"}, **config),
+            )
+            _harness_boto3_clients[key] = client
+        return client
 
     return make

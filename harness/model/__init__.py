@@ -12,6 +12,7 @@ parameters against every constraint, look up paginators and quotas, compare two 
 from __future__ import annotations
 
 from harness.model._diff import Change, ModelDiff, diff_models
+from harness.model._examples import example_value, regex_example
 from harness.model._patterns import UnsupportedPattern, compile_pattern, translate_pattern
 from harness.model._quotas import Quota, QuotaTable, load_quotas
 from harness.model._service import (
@@ -52,11 +53,13 @@ __all__ = [
     "Validator",
     "compile_pattern",
     "diff_models",
+    "example_value",
     "format_issues",
     "installed_botocore_version",
     "load_quotas",
     "load_service",
     "pinned_services",
+    "regex_example",
     "specs_dir",
     "sync_specs",
     "translate_pattern",

@@ -9,7 +9,8 @@ constructs, so we translate them explicitly:
   built from :mod:`unicodedata`);
 * ``\\x{HHHH}`` code point escapes;
 * ``\\z`` (absolute end) and ``\\h`` (horizontal white space);
-* a ``-`` right after a class escape inside ``[...]`` (``[\\w-_]``), which Java reads literally.
+* a ``-`` right after a class escape inside ``[...]`` (``[\\w-_]``), which Java reads literally;
+* ``.``, which in Java stops at every line terminator (``\\r``, ``\\u0085``, ``\\u2028``...).
 
 Anything else Python rejects raises :class:`UnsupportedPattern` naming the pattern and the reason.
 """
@@ -55,6 +56,7 @@ _POSIX: dict[str, str] = {
 }
 _HORIZONTAL_SPACE = " \\t\\xa0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000"
 _CLASS_ESCAPES = frozenset("dDwWsS")
+_JAVA_DOT = "[^\\n\\r\\u0085\\u2028\\u2029]"
 
 
 def _escape_cp(cp: int) -> str:
@@ -158,6 +160,12 @@ def translate_pattern(pattern: str) -> str:
                 out.append(ch + nxt)
             after_class_escape = nxt in _CLASS_ESCAPES or nxt == "h"
             i += 2
+            continue
+        if ch == "." and not in_class:
+            # Java's "." stops at every line terminator, not only "\n" as Python's does.
+            out.append(_JAVA_DOT)
+            i += 1
+            after_class_escape = False
             continue
         if in_class:
             if ch == "]" and i > class_start:

@@ -64,6 +64,14 @@ def format_issues(issues: list[ValidationIssue]) -> str:
     return f"{count} validation {noun} detected: " + "; ".join(str(i) for i in issues)
 
 
+def _finite(value: float) -> bool:
+    """A finite number that a double can hold (huge ints overflow ``math.isfinite``)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -121,7 +129,12 @@ class Validator:
                 self._checks[shape.name](value, path, out)
 
             self._checks[shape.name] = trampoline
-            check = _BUILDERS[shape.type](self, shape)
+            try:
+                check = _BUILDERS[shape.type](self, shape)
+            except BaseException:
+                # Do not leave the trampoline behind: it would call itself forever.
+                del self._checks[shape.name]
+                raise
             self._checks[shape.name] = check
         return check
 
@@ -176,8 +189,10 @@ def _float(v: Validator, shape: Shape) -> _Check:
         if isinstance(value, bool) or not isinstance(value, int | float):
             out.append(_type_issue(path, "a number", value))
             return
-        if not math.isfinite(value):
-            out.append(ValidationIssue(path, "type", f"expected a finite number, got {value!r}"))
+        if not _finite(value):
+            out.append(
+                ValidationIssue(path, "type", f"expected a finite number, got {repr(value)[:40]}")
+            )
             return
         if has_range:
             _bounds(shape, "value", value, path, out)
@@ -198,8 +213,10 @@ def _timestamp(v: Validator, shape: Shape) -> _Check:
         if isinstance(value, datetime):
             return
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                out.append(ValidationIssue(path, "type", f"expected a timestamp, got {value!r}"))
+            if not _finite(value):
+                out.append(
+                    ValidationIssue(path, "type", f"expected a timestamp, got {repr(value)[:40]}")
+                )
             return
         if isinstance(value, str):
             try:
@@ -221,7 +238,7 @@ def _blob(v: Validator, shape: Shape) -> _Check:
         if isinstance(value, bytes | bytearray):
             size = len(value)
         elif isinstance(value, str):
-            size = len(value.encode())
+            size = len(value.encode(errors="surrogatepass"))
         elif hasattr(value, "read"):
             return  # a stream: its length is only known when it is sent
         else:

@@ -115,8 +115,31 @@ class TestTranslation:
         assert not compile_pattern(r"abc\z").fullmatch("abc\n")
 
     def test_plain_patterns_unchanged(self) -> None:
-        for p in ("^[a-zA-Z0-9-]+$", r"arn:aws:iot:[a-z0-9-]+:\d{12}:thing/.+", "[]a]", "[^]a]"):
+        for p in ("^[a-zA-Z0-9-]+$", r"arn:aws:iot:[a-z0-9-]+:\d{12}:thing/[^/]+", "[]a]", "[^]a]"):
             assert translate_pattern(p) == p
+
+    def test_dot_stops_at_every_java_line_terminator(self) -> None:
+        dot = compile_pattern("a.+")
+        assert dot.fullmatch("a b[.]")
+        for terminator in ("\n", "\r", "\u0085", "\u2028", "\u2029"):
+            assert not dot.fullmatch(f"a{terminator}b")
+        assert compile_pattern("[.]").fullmatch(".")
+
+    def test_huge_numbers_and_lone_surrogates_are_issues_not_crashes(self) -> None:
+        iot = load_service("iot")
+        (issue,) = iot.validator.validate_shape(iot.shape("Percent"), 10**400)
+        assert issue.constraint == "type" and len(issue.message) < 80
+        assert iot.validator.validate_shape(iot.shape("MqttPassword"), "\ud800") == []
+
+    def test_failed_compile_does_not_poison_the_cache(self) -> None:
+        from harness.model import Validator
+        from harness.model._shapes import build_shapes
+
+        shape = build_shapes({"S": {"type": "string", "pattern": "\\p{Bogus}"}})["S"]
+        validator = Validator()
+        for _ in range(2):
+            with pytest.raises(UnsupportedPattern):
+                validator.validate_shape(shape, "x")
 
     def test_unknown_property_is_explicit(self) -> None:
         with pytest.raises(UnsupportedPattern, match="unknown character property"):

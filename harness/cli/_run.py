@@ -1,0 +1,433 @@
+"""``harness run`` and ``harness list``: bulk jobs and listings through the engine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import anyio
+import click
+import orjson
+
+from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
+from harness.errors import HarnessError, InvalidArgument, JobError
+from harness.reporting import ConsoleReporter, write_json
+from harness.throttle import BucketRegistry
+from harness.transport import AioBotocoreTransport
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["endpoint_options", "list_", "run"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+_EMULATOR_CREDENTIALS = ("AKIDEXAMPLE", "harness-emulator")
+
+
+@contextlib.contextmanager
+def embedded_emulator(throttle: str = "off") -> Iterator[str]:
+    """Start ``harness emulator`` in a child process on a free loopback port; yield its URL.
+
+    A separate process gives the emulator its own core: the engine and the emulator do not
+    share one event loop and one GIL.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "emulator", "--port", "0", "--throttle", throttle],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            err = proc.stderr.read() if proc.stderr else ""
+            raise HarnessError(f"the embedded emulator did not start: {line or err.strip()}")
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+@contextlib.contextmanager
+def resolve_endpoint(endpoint: str, emulator_throttle: str) -> Iterator[tuple[str | None, str]]:
+    """``(endpoint URL or None for AWS, label)`` for ``embedded``, ``aws`` or a URL."""
+    if endpoint == "embedded":
+        with embedded_emulator(emulator_throttle) as url:
+            yield url, f"embedded emulator {url}"
+    elif endpoint == "aws":
+        yield None, "aws"
+    elif endpoint.startswith(("http://", "https://")):
+        yield endpoint, endpoint
+    else:
+        raise InvalidArgument(f"--endpoint {endpoint!r}: expected embedded, aws or an http(s) URL")
+
+
+def _transport(
+    url: str | None, region: str | None, profile: str | None, pool: int
+) -> AioBotocoreTransport:
+    credentials = None
+    if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        credentials = _EMULATOR_CREDENTIALS  # an emulator needs some credentials, any will do
+    return AioBotocoreTransport(
+        endpoint_url=url,
+        region=region,
+        profile=profile,
+        credentials=credentials,
+        max_connections=pool,
+    )
+
+
+def _parse_rates(values: tuple[str, ...], job: Job) -> list[tuple[str | None, str, float]]:
+    rates: list[tuple[str | None, str, float]] = []
+    known = {(s.service, s.operation.name) for s in job.steps}
+    for value in values:
+        name, sep, tps = value.partition("=")
+        if not sep:
+            raise InvalidArgument(
+                f"--rate {value!r}: expected OPERATION=TPS or SERVICE.OPERATION=TPS"
+            )
+        service, _, operation = name.rpartition(".")
+        matches = [k for k in known if k[1] == operation and (not service or k[0] == service)]
+        if not matches:
+            raise InvalidArgument(f"--rate {value!r}: no step of this job calls {name}")
+        try:
+            rate = float(tps)
+        except ValueError:
+            raise InvalidArgument(f"--rate {value!r}: {tps!r} is not a number") from None
+        if rate <= 0:
+            raise InvalidArgument(f"--rate {value!r}: the rate must be positive")
+        rates.append((service or None, operation, rate))
+    return rates
+
+
+def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
+    if journal is not None:
+        if journal.exists() and journal.stat().st_size and not resume:
+            raise InvalidArgument(
+                f"journal {journal} exists: pass --resume to continue that run, or another path"
+            )
+        if resume and not journal.exists():
+            raise InvalidArgument(f"--resume: journal {journal} does not exist")
+        return journal
+    runs = Path(".harness") / "runs"
+    if resume:
+        earlier = sorted(runs.glob(f"{job.name}-*.jsonl"))
+        if not earlier:
+            raise InvalidArgument(
+                f"--resume: no journal of job {job.name!r} in {runs}; use --journal"
+            )
+        return earlier[-1]
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return runs / f"{job.name}-{stamp}-{os.getpid()}.jsonl"
+
+
+def endpoint_options(fn: Any) -> Any:
+    """The options every command that talks to a target shares."""
+    for option in reversed(
+        [
+            click.option(
+                "--endpoint",
+                default="embedded",
+                show_default=True,
+                help="embedded (start the emulator for this run), aws, or a URL.",
+            ),
+            click.option(
+                "--region",
+                default=None,
+                help="Region (default: the standard chain, else us-east-1).",
+            ),
+            click.option("--profile", default=None, help="A named profile for --endpoint aws."),
+            click.option(
+                "--emulator-throttle",
+                type=click.Choice(["off", "aws"]),
+                default="off",
+                show_default=True,
+                help="Throttling of the embedded emulator.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@endpoint_options
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Journal file (default: .harness/runs/JOB-TIMESTAMP.jsonl).",
+)
+@click.option("--resume", is_flag=True, help="Continue the run recorded in the journal.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="Calls in flight at once (default: the job's, else 64).",
+)
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    metavar="OPERATION=TPS",
+    help="Rate for an operation, e.g. CreateThing=50 (repeatable).",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the summary as JSON here.",
+)
+@click.option("--dry-run", is_flag=True, help="Render and validate every item, send nothing.")
+@click.option("--no-progress", is_flag=True, help="Plain progress lines, even on a terminal.")
+def run(
+    job_file: Path,
+    endpoint: str,
+    region: str | None,
+    profile: str | None,
+    emulator_throttle: str,
+    journal: Path | None,
+    resume: bool,
+    concurrency: int | None,
+    rates: tuple[str, ...],
+    summary_path: Path | None,
+    dry_run: bool,
+    no_progress: bool,
+) -> None:
+    """Run a bulk job file against a target.
+
+    Exit status: 0 when every item succeeded, 1 when some failed (listed in the summary),
+    2 for a bad job file or usage (nothing is sent then).
+    """
+    job = load_job(job_file)
+    overrides = _parse_rates(rates, job)
+    reporter = ConsoleReporter(progress=not no_progress)
+    if dry_run:
+        engine = Engine(job, _transport("http://127.0.0.1:9", region, None, 1), sink=reporter)
+        anyio.run(engine.preflight)
+        reporter.print(f"dry run: {job.name} is valid; nothing was sent")
+        return
+    path = _journal_path(job, journal, resume)
+    feeding = frozenset(s.source.upstream for s in job.steps if s.source.upstream)
+    state = read_journal(path, keep_outputs=feeding) if resume else None
+    if state is not None and state.job not in (None, job.name):
+        raise JobError(f"journal {path} belongs to job {state.job!r}, not {job.name!r}")
+    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
+        summary = anyio.run(
+            _run_job,
+            job,
+            url,
+            label,
+            region,
+            profile,
+            concurrency,
+            overrides,
+            path,
+            state,
+            reporter,
+            # Plain asyncio: uvloop's clock advances once per loop iteration in whole
+            # milliseconds, too coarse for latency percentiles, and it does not make
+            # aiobotocore any faster (see the baselines).
+            backend="asyncio",
+        )
+    if summary_path is not None:
+        write_json(summary_path, summary.to_json())
+        reporter.print(f"summary written to {summary_path}")
+    if summary.exit_code:
+        sys.exit(EXIT_FAILED)
+
+
+async def _run_job(
+    job: Job,
+    url: str | None,
+    label: str,
+    region: str | None,
+    profile: str | None,
+    concurrency: int | None,
+    overrides: list[tuple[str | None, str, float]],
+    path: Path,
+    state: Any,
+    reporter: ConsoleReporter,
+) -> Any:
+    registry = BucketRegistry()
+    for service, operation, rate in overrides:
+        registry.override(service, operation, rate)
+    limit = concurrency or job.concurrency
+    journal = Journal(path, job.name)
+    try:
+        async with _transport(url, region or job.region, profile, limit) as transport:
+            engine = Engine(
+                job,
+                transport,
+                sink=reporter,
+                registry=registry,
+                journal=journal,
+                resume_state=state,
+                concurrency=limit,
+                endpoint=label,
+            )
+            return await engine.run()
+    finally:
+        journal.close()
+
+
+def _param_sets(params: tuple[str, ...], params_file: Path | None) -> Iterator[dict[str, Any]]:
+    base: dict[str, Any] = {}
+    for value in params:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise InvalidArgument(f"--param {value!r}: expected NAME=VALUE")
+        try:
+            base[name] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            base[name] = text  # plain text is a string; JSON is allowed for numbers and lists
+    if params_file is None:
+        yield base
+        return
+    with params_file.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidArgument(f"{params_file}:{number}: invalid JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise InvalidArgument(f"{params_file}:{number}: each line must be a JSON object")
+            yield {**base, **row}
+
+
+@click.command("list")
+@click.argument("service")
+@click.argument("operation")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A request parameter (repeatable); VALUE may be JSON.",
+)
+@click.option(
+    "--params-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="JSONL: one parameter set per line, listed concurrently.",
+)
+@endpoint_options
+@click.option(
+    "--out",
+    type=click.File("wb"),
+    default="-",
+    show_default=True,
+    help="JSONL file for the listed items (- for stdout).",
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option(
+    "--rate", type=float, default=None, help="TPS for the operation (default: its quota)."
+)
+def list_(
+    service: str,
+    operation: str,
+    params: tuple[str, ...],
+    params_file: Path | None,
+    endpoint: str,
+    region: str | None,
+    profile: str | None,
+    emulator_throttle: str,
+    out: IO[bytes],
+    concurrency: int,
+    rate: float | None,
+) -> None:
+    """Page through a list OPERATION of SERVICE and stream every item out as JSONL.
+
+    Uses the model's paginator (derived where botocore has none, e.g. ListFuotaTasks), fans out
+    over every parameter set at once, and checks the pagination invariants (no repeated token,
+    no duplicate item). Exit status 1 when a listing failed.
+    """
+    sets = list(_param_sets(params, params_file))
+    job = parse_job(
+        {
+            "name": "list",
+            "concurrency": concurrency,
+            "steps": [
+                {
+                    "name": "list",
+                    "kind": "list",
+                    "service": service,
+                    "operation": operation,
+                    "items": {"values": sets},
+                    "params": "{{ item }}",
+                    **({"rate": rate} if rate else {}),
+                }
+            ],
+        }
+    )
+
+    def sink(step_name: str, key: str, items: list[Any]) -> None:
+        for element in items:
+            out.write(orjson.dumps(element, default=str) + b"\n")
+
+    reporter = ConsoleReporter(sys.stderr, progress=False)
+    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
+        summary = anyio.run(
+            _list_job,
+            job,
+            url,
+            label,
+            region,
+            profile,
+            concurrency,
+            sink,
+            reporter,
+            backend="asyncio",
+        )
+    out.flush()
+    if summary.exit_code:
+        sys.exit(EXIT_FAILED)
+
+
+async def _list_job(
+    job: Job,
+    url: str | None,
+    label: str,
+    region: str | None,
+    profile: str | None,
+    concurrency: int,
+    sink: Any,
+    reporter: ConsoleReporter,
+) -> Any:
+    async with _transport(url, region, profile, concurrency) as transport:
+        engine = Engine(job, transport, sink=_quiet(reporter), endpoint=label, item_sink=sink)
+        return await engine.run()
+
+
+def _quiet(reporter: ConsoleReporter) -> Any:
+    from harness.engine import ItemFinished, RunFinished
+
+    def sink(event: Any) -> None:
+        if isinstance(event, ItemFinished) and event.status == "failed":
+            reporter.print(f"listing {event.key} failed: {event.error_code}: {event.error_message}")
+        elif isinstance(event, RunFinished):
+            reporter.print(summary_line(event.summary))
+
+    return sink
+
+
+def summary_line(summary: Any) -> str:
+    """One line: calls, items failed, elapsed."""
+    calls = sum(s.calls for s in summary.stats)
+    return f"{summary.job}: {calls} page calls in {summary.elapsed:.2f} s, exit {summary.exit_code}"

@@ -1,0 +1,87 @@
+"""Parameter templates: Jinja2 expressions inside job-file values, compiled once per step.
+
+A string that is exactly one ``{{ expression }}`` keeps the expression's type (``"{{ index }}"``
+renders the integer, ``"{{ item.tags }}"`` the mapping); other strings with ``{{ }}`` render as
+text; everything else is literal. The context holds ``index``, ``key``, ``item``, ``job`` and
+``step``. Templates run in Jinja2's immutable sandbox, and an undefined name is an error, never
+an empty string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["Template", "TemplateFailure"]
+
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
+_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_ENV.filters["pad"] = lambda value, width=5: str(value).zfill(int(width))
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+
+class TemplateFailure(Exception):
+    """A template could not be compiled or rendered; the message says which value and why."""
+
+
+def _compile(spec: Any, where: str) -> Renderer:
+    if isinstance(spec, Mapping):
+        parts = {str(k): _compile(v, f"{where}.{k}" if where else str(k)) for k, v in spec.items()}
+        return lambda ctx: {k: r(ctx) for k, r in parts.items()}
+    if isinstance(spec, list):
+        items = [_compile(v, f"{where}[{i}]") for i, v in enumerate(spec)]
+        return lambda ctx: [r(ctx) for r in items]
+    if not isinstance(spec, str) or ("{{" not in spec and "{%" not in spec):
+        return lambda ctx: spec
+    try:
+        whole = _WHOLE.match(spec)
+        if whole is not None:
+            expression = _ENV.compile_expression(whole.group("expr"), undefined_to_none=False)
+
+            def native(ctx: Mapping[str, Any]) -> Any:
+                try:
+                    value = expression(**ctx)
+                except Exception as exc:
+                    raise TemplateFailure(f"{where}: {spec!r}: {exc}") from None
+                if isinstance(value, jinja2.Undefined):
+                    raise TemplateFailure(f"{where}: {spec!r} is undefined")
+                return value
+
+            return native
+        template = _ENV.from_string(spec)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateFailure(f"{where}: {spec!r}: {exc.message}") from None
+
+    def text(ctx: Mapping[str, Any]) -> str:
+        try:
+            return template.render(ctx)
+        except Exception as exc:
+            raise TemplateFailure(f"{where}: {spec!r}: {exc}") from None
+
+    return text
+
+
+class Template:
+    """A compiled parameter template.
+
+    :param spec: the ``params`` value of a step (any YAML value)
+    :raises TemplateFailure: on a syntax error, naming the value
+    """
+
+    __slots__ = ("_render", "spec")
+
+    def __init__(self, spec: Any, where: str = "") -> None:
+        self.spec = spec
+        self._render = _compile(spec, where)
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        """The value for one item.
+
+        :raises TemplateFailure: when an expression fails (undefined name, bad operation)
+        """
+        return self._render(context)

@@ -1,0 +1,137 @@
+"""The aiobotocore transport: real SDK clients, one per (service, region), retries off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore import xform_name
+from botocore.exceptions import BotoCoreError, ClientError
+
+from harness.transport._types import Call, Reply
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["AioBotocoreTransport"]
+
+
+def _retry_after(response: dict[str, Any], headers: dict[str, str]) -> float | None:
+    value = response.get("retryAfterSeconds") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class AioBotocoreTransport:
+    """Calls through aiobotocore clients with botocore's retries and validation turned off.
+
+    botocore's retries are off (``total_max_attempts=1``) because retries belong to the engine,
+    which shares one token bucket per operation across every task; parameter validation is off
+    because the engine validates every item with the full validator before sending, and the
+    fuzzers must be able to send invalid requests.
+
+    :param endpoint_url: an emulator or other endpoint; ``None`` for AWS's own endpoints
+    :param region: default region (``None``: the standard chain, e.g. ``AWS_DEFAULT_REGION``)
+    :param profile: a named profile from the shared config files
+    :param credentials: ``(access key, secret key)`` instead of the default chain
+    :param max_connections: connection pool size per client (set it to the concurrency)
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        credentials: tuple[str, str] | None = None,
+        max_connections: int = 64,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self._session = AioSession(profile=profile)
+        self.region: str = region or self._session.get_config_variable("region") or "us-east-1"
+        self._credentials = credentials
+        self.identity = credentials[0] if credentials else (profile or "default")
+        self._config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max_connections,
+            parameter_validation=False,
+            read_timeout=read_timeout,
+            connect_timeout=10,
+        )
+        self._stack = contextlib.AsyncExitStack()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def _client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        client = self._clients.get(key)
+        if client is None:
+            async with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    kwargs: dict[str, Any] = {
+                        "region_name": region,
+                        "endpoint_url": self.endpoint_url,
+                        "config": self._config,
+                    }
+                    if self._credentials:
+                        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = (
+                            self._credentials
+                        )
+                    client = await self._stack.enter_async_context(
+                        self._session.create_client(service, **kwargs)
+                    )
+                    self._clients[key] = client
+        return client
+
+    async def send(self, call: Call) -> Reply:
+        """Make one attempt of ``call``; AWS errors and connection failures become replies."""
+        client = await self._client(call.service, call.region or self.region)
+        method = getattr(client, xform_name(call.operation))
+        try:
+            output = await method(**call.params)
+        except ClientError as exc:
+            response: dict[str, Any] = exc.response
+            meta = response.get("ResponseMetadata", {})
+            headers = meta.get("HTTPHeaders", {})
+            error = response.get("Error", {})
+            return Reply(
+                status=int(meta.get("HTTPStatusCode", 0)),
+                error_code=error.get("Code") or None,
+                error_message=error.get("Message", ""),
+                retry_after=_retry_after(response, headers),
+                request_id=meta.get("RequestId"),
+                headers=headers,
+            )
+        except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            return Reply(status=0, error_code=type(exc).__name__, error_message=str(exc))
+        meta = output.pop("ResponseMetadata", {})
+        return Reply(
+            status=int(meta.get("HTTPStatusCode", 200)),
+            output=output,
+            request_id=meta.get("RequestId"),
+            headers=meta.get("HTTPHeaders", {}),
+        )
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        await self._stack.aclose()
+        self._clients.clear()
+
+    async def __aenter__(self) -> AioBotocoreTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,98 @@
+"""What goes through the transport seam: calls out, replies back, and how to read a reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from harness.model import THROTTLING_CODES
+
+if TYPE_CHECKING:
+    from harness.model import Operation
+
+__all__ = ["Call", "Reply", "ReplyKind", "Transport", "classify"]
+
+#: How the engine should treat a reply: done, slow down and retry, retry, or give up.
+ReplyKind = Literal["ok", "throttled", "transient", "error"]
+
+# botocore's standard mode treats these as transient, whatever the status (retries/standard.py).
+_TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call to make.
+
+    :param service: botocore service name (``"iot"``)
+    :param operation: API operation name (``"CreateThing"``)
+    :param params: API-level parameters, as boto3 takes them
+    :param region: the region, or ``None`` for the transport's default
+    """
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What came back for one attempt of a call.
+
+    ``status`` is the HTTP status, or 0 when no HTTP answer arrived (connection errors); then
+    ``error_code`` names the exception.
+    """
+
+    status: int
+    output: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str = ""
+    retry_after: float | None = None
+    request_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return 200 <= self.status < 300
+
+
+def classify(reply: Reply, operation: Operation | None = None) -> ReplyKind:
+    """Read a reply the way botocore's standard retry mode would, plus the modeled traits.
+
+    Throttling: the throttling codes (status ignored) and errors the model marks
+    ``retryable: {throttling: true}``. Transient: no HTTP answer, 5xx, and request timeouts.
+    """
+    if reply.ok:
+        return "ok"
+    code = reply.error_code or ""
+    if code in THROTTLING_CODES or (reply.status == 429 and code in ("", "429")):
+        return "throttled"
+    if operation is not None:
+        ref = operation.error(code) or operation.service.errors.get(code)
+        if ref is not None and ref.throttling:
+            return "throttled"
+        if ref is not None and ref.retryable:
+            return "transient"
+    if reply.status == 0 or reply.status >= 500 or code in _TRANSIENT_CODES:
+        return "transient"
+    return "error"
+
+
+class Transport(Protocol):
+    """The one I/O seam: everything that talks to AWS or an emulator implements this."""
+
+    #: Identifies the caller's account for per-account throttling (an access key or profile).
+    identity: str
+    #: The default region of calls that name none.
+    region: str
+
+    async def send(self, call: Call) -> Reply:
+        """Make one attempt of ``call`` (no retries: those belong to the engine)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
