@@ -37,11 +37,13 @@ layers: $(VENV)/.test-installed
 
 unit: $(VENV)/.test-installed
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q perf --benchmark-disable
 
 test: lint typecheck layers unit
 
 bench: $(VENV)/.test-installed
 	$(BIN)/pytest perf -q
+	$(BIN)/python perf/emulator_vs_moto.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
