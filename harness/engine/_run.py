@@ -125,7 +125,8 @@ class Engine:
     ) -> None:
         self.job = job
         self.transport = transport
-        self.registry = registry or BucketRegistry()
+        # Not "registry or ...": an empty registry has len() 0 and would be replaced.
+        self.registry = registry if registry is not None else BucketRegistry()
         self.journal = journal
         self.resume = resume_state
         self.concurrency = concurrency or job.concurrency
@@ -250,14 +251,16 @@ class Engine:
         """
         problems: list[str] = []
         checked = 0
+        self._first: dict[str, Item] = {}
         for step in self.job.steps:
             if step.source.kind == "from":
-                problems.extend(self._check_streamed(step))
                 continue
             seen: set[str] = set()
             count = 0
             try:
                 async for item in self._static_items(step):
+                    if not count:
+                        self._first[step.name] = item
                     count += 1
                     if item.key in seen:
                         problems.append(f"step {step.name!r} item {item.key!r}: duplicate item key")
@@ -270,6 +273,11 @@ class Engine:
                 problems.append(f"step {step.name!r}: cannot read items: {exc}")
             checked += count
             self._totals[step.name] = count
+        # Streamed steps last: their check renders a representative upstream item, built from
+        # the upstream's first real item.
+        for step in self.job.steps:
+            if step.source.kind == "from":
+                problems.extend(self._check_streamed(step))
         for step in self.job.steps:
             if step.source.kind == "from" and step.kind == "call":
                 upstream = self.job.step(step.source.upstream or "")
@@ -286,7 +294,8 @@ class Engine:
 
     def _example_item(self, step: Step, depth: int = 0) -> dict[str, Any]:
         """A representative item produced by ``step`` (for checking downstream templates)."""
-        data: dict[str, Any] = {"index": 0}
+        first = getattr(self, "_first", {}).get(step.name)
+        data: dict[str, Any] = dict(first.data) if first is not None else {"index": 0}
         if step.source.kind == "from" and depth < 8:
             data.update(self._example_item(self.job.step(step.source.upstream or ""), depth + 1))
         try:
