@@ -16,5 +16,14 @@ from __future__ import annotations
 
 from harness.fuzz._invalid import Breakage, invalid_params
 from harness.fuzz._strategies import valid_params, valid_values
+from harness.fuzz._violations import CHECKS, Violation, boto3_snippet
 
-__all__ = ["Breakage", "invalid_params", "valid_params", "valid_values"]
+__all__ = [
+    "CHECKS",
+    "Breakage",
+    "Violation",
+    "boto3_snippet",
+    "invalid_params",
+    "valid_params",
+    "valid_values",
+]
