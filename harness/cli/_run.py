@@ -267,22 +267,27 @@ async def _run_job(
     for service, operation, rate in overrides:
         registry.override(service, operation, rate)
     limit = concurrency or job.concurrency
-    journal = Journal(path, job.name)
-    try:
-        async with _transport(url, region or job.region, profile, limit) as transport:
-            engine = Engine(
-                job,
-                transport,
-                sink=reporter,
-                registry=registry,
-                journal=journal,
-                resume_state=state,
-                concurrency=limit,
-                endpoint=label,
-            )
+    async with _transport(url, region or job.region, profile, limit) as transport:
+        engine = Engine(
+            job,
+            transport,
+            sink=reporter,
+            registry=registry,
+            resume_state=state,
+            concurrency=limit,
+            endpoint=label,
+        )
+        # The journal is created once the preflight passed: a job refused at preflight leaves
+        # no journal behind (which would demand --resume of the corrected job's next run).
+        await engine.preflight()
+        try:
+            engine.journal = Journal(path, job.name)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot write journal {path}: {exc.strerror}") from None
+        try:
             return await engine.run()
-    finally:
-        journal.close()
+        finally:
+            engine.journal.close()
 
 
 def _param_sets(params: tuple[str, ...], params_file: Path | None) -> Iterator[dict[str, Any]]:

@@ -214,10 +214,13 @@ class OperationCodec:
         "_status_member",
         "_writer",
         "operation",
+        "stats_key",
     )
 
     def __init__(self, model: ServiceModel, operation: Operation) -> None:
         self.operation = operation
+        #: ``service.Operation``: the key of the operation's counters, built once, not per request
+        self.stats_key = f"{model.name}.{operation.name}"
         self._protocol = model.protocol
         self._content_type = (
             f"application/x-amz-json-{model.json_version}"

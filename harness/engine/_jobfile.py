@@ -41,6 +41,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -191,13 +192,15 @@ def _source(raw: Any, where: str, base: Path) -> Source:
 
 
 def _positive(value: Any, where: str, cast: type[int] | type[float]) -> Any:
+    # Not cast(value) alone: int(2.5) is 2, int(True) is 1, and float() admits inf and nan.
     try:
-        number = cast(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise JobError(f"{where}: expected a positive number, not {value!r}") from None
-    if number <= 0:
-        raise JobError(f"{where}: expected a positive number, not {value!r}")
-    return number
+        number = math.nan
+    if isinstance(value, bool) or not 0 < number < math.inf or (cast is int and number % 1):
+        what = "integer" if cast is int else "number"
+        raise JobError(f"{where}: expected a positive {what}, not {value!r}")
+    return cast(number)
 
 
 def _step(raw: Any, index: int, base: Path, default_region: str | None) -> Step:

@@ -72,12 +72,15 @@ def read_journal(path: Path, keep_outputs: frozenset[str] = frozenset()) -> Jour
             try:
                 entry = orjson.loads(line)
             except orjson.JSONDecodeError:
-                state.torn += 1
-                continue
+                entry = None
             if number == 1:
+                # Checked even when the first line does not parse: any other file is refused.
                 if not isinstance(entry, dict) or entry.get("journal") != _VERSION:
                     raise JobError(f"{path} is not a harness journal (no header line)")
                 state.job = entry.get("job")
+                continue
+            if not isinstance(entry, dict):
+                state.torn += 1
                 continue
             state.lines += 1
             step, key, status = entry.get("step"), entry.get("key"), entry.get("status")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
+import sniffio
 
 from harness.engine._events import (
     Event,
@@ -43,14 +45,14 @@ from harness.engine._template import Template, TemplateFailure
 from harness.errors import JobError, PaginationError
 from harness.model import example_value, format_issues
 from harness.paginate import paginate
-from harness.stats import StatsBook
-from harness.throttle import BucketRegistry
+from harness.stats import OperationStats, StatsBook
+from harness.throttle import AdaptiveRate, BucketRegistry, TokenBucket, WouldBlock
 from harness.transport import Call, Reply, Transport, classify
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
 
-    from anyio.abc import ObjectReceiveStream, ObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from harness.engine._jobfile import Job, Step
     from harness.engine._journal import Journal, JournalState
@@ -70,10 +72,38 @@ class Item:
     data: dict[str, Any]
 
 
+@dataclass(slots=True)
+class _StepRuntime:
+    """What every call of a step uses, looked up once."""
+
+    bucket: TokenBucket
+    controller: AdaptiveRate | None
+    stats: OperationStats
+
+
 class _Failed(Exception):
     def __init__(self, code: str, message: str, attempts: int = 0) -> None:
         super().__init__(message)
         self.code, self.message, self.attempts = code, message, attempts
+
+
+def _clock() -> Callable[[], float]:
+    """The event loop's clock, resolved once per run.
+
+    It is what ``anyio.current_time()`` returns (loop time on asyncio, trio's clock, mock clocks
+    included), without anyio's backend lookup on every call: the engine reads the clock four
+    times per item.
+    """
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    if library == "trio":
+        import trio
+
+        return trio.current_time
+    return anyio.current_time
 
 
 def derive_token(job: str, step: str, key: str, accept: Callable[[str], bool]) -> str:
@@ -135,10 +165,13 @@ class Engine:
         self._item_sink = item_sink
         self._rng = random.Random(seed)
         self.stats = StatsBook()
+        self._runtimes: dict[str, _StepRuntime] = {}
+        self._prevalidated: frozenset[str] = frozenset()
         self._counts = {s.name: [0, 0, 0] for s in job.steps}
         self._failures: list[FailedItem] = []
         self._failures_total = 0
         self._totals: dict[str, int | None] = {s.name: s.source.total for s in job.steps}
+        self._preflight: PreflightFinished | None = None
         problems: list[str] = []
         self._templates: dict[str, Template] = {}
         self._keys: dict[str, Template | None] = {}
@@ -177,44 +210,46 @@ class Engine:
         )
         return Item(str(key), index, data)
 
-    def _static_items(self, step: Step) -> AsyncIterator[Item]:
+    def _iter_static(self, step: Step) -> Iterator[Item]:
+        """The items of a static source, as a plain (synchronous) generator."""
         source = step.source
+        if source.kind == "once":
+            yield self._make_item(step, 0, {}, "0")
+        elif source.kind in ("count", "range"):
+            for i in range(source.start, source.stop, source.step):
+                yield self._make_item(step, i, {"index": i}, str(i))
+        elif source.kind == "values":
+            for i, value in enumerate(source.values):
+                yield self._make_item(step, i, dict(value), str(i))
+        elif source.kind == "csv" and source.path is not None:
+            with source.path.open(newline="") as handle:
+                for i, row in enumerate(csv.DictReader(handle)):
+                    yield self._make_item(step, i, {**row, "index": i}, str(i))
+        elif source.kind == "jsonl" and source.path is not None:
+            with source.path.open("rb") as handle:
+                i = 0
+                for number, line in enumerate(handle, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        raise _Failed(
+                            "BadItem", f"{source.path}:{number}: invalid JSON: {exc}"
+                        ) from None
+                    if not isinstance(row, dict):
+                        raise _Failed("BadItem", f"{source.path}:{number}: not a JSON object")
+                    yield self._make_item(step, i, {**row, "index": i}, str(i))
+                    i += 1
+
+    def _static_items(self, step: Step) -> AsyncIterator[Item]:
+        """The items of a static source, yielding to the event loop now and then."""
 
         async def generate() -> AsyncIterator[Item]:
-            if source.kind == "once":
-                yield self._make_item(step, 0, {}, "0")
-            elif source.kind in ("count", "range"):
-                for n, i in enumerate(range(source.start, source.stop, source.step)):
-                    yield self._make_item(step, i, {"index": i}, str(i))
-                    if n % 512 == 511:
-                        await anyio.lowlevel.checkpoint()
-            elif source.kind == "values":
-                for i, value in enumerate(source.values):
-                    yield self._make_item(step, i, dict(value), str(i))
-            elif source.kind == "csv" and source.path is not None:
-                with source.path.open(newline="") as handle:
-                    for i, row in enumerate(csv.DictReader(handle)):
-                        yield self._make_item(step, i, {**row, "index": i}, str(i))
-                        if i % 512 == 511:
-                            await anyio.lowlevel.checkpoint()
-            elif source.kind == "jsonl" and source.path is not None:
-                with source.path.open("rb") as handle:
-                    i = 0
-                    for number, line in enumerate(handle, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            row = orjson.loads(line)
-                        except orjson.JSONDecodeError as exc:
-                            raise _Failed(
-                                "BadItem", f"{source.path}:{number}: invalid JSON: {exc}"
-                            ) from None
-                        if not isinstance(row, dict):
-                            raise _Failed("BadItem", f"{source.path}:{number}: not a JSON object")
-                        yield self._make_item(step, i, {**row, "index": i}, str(i))
-                        i += 1
-                        if i % 512 == 0:
-                            await anyio.lowlevel.checkpoint()
+            for n, item in enumerate(self._iter_static(step)):
+                yield item
+                if n % 512 == 511:
+                    await anyio.lowlevel.checkpoint()
 
         return generate()
 
@@ -237,7 +272,8 @@ class Engine:
                     item.key,
                     lambda t: not validator.validate_shape(shape, t),
                 )
-        issues = op.validate(params)
+        # Items of static sources were all validated at preflight, and render the same again.
+        issues = [] if step.name in self._prevalidated else op.validate(params)
         if issues:
             raise _Failed("InvalidItem", format_issues(issues))
         return params
@@ -255,16 +291,21 @@ class Engine:
         for step in self.job.steps:
             if step.source.kind == "from":
                 continue
-            seen: set[str] = set()
+            # Only a key template can repeat a key (the default keys are the row numbers): keep
+            # no set of every key otherwise, so that memory stays flat for millions of items.
+            seen: set[str] | None = set() if self._keys.get(step.name) is not None else None
             count = 0
             try:
                 async for item in self._static_items(step):
                     if not count:
                         self._first[step.name] = item
                     count += 1
-                    if item.key in seen:
-                        problems.append(f"step {step.name!r} item {item.key!r}: duplicate item key")
-                    seen.add(item.key)
+                    if seen is not None:
+                        if item.key in seen:
+                            problems.append(
+                                f"step {step.name!r} item {item.key!r}: duplicate item key"
+                            )
+                        seen.add(item.key)
                     try:
                         self._render(step, item)
                     except _Failed as exc:
@@ -290,6 +331,7 @@ class Engine:
             raise JobError(
                 f"preflight found {len(problems)} problem(s); nothing was sent", problems
             )
+        self._preflight = result
         return result
 
     def _example_item(self, step: Step, depth: int = 0) -> dict[str, Any]:
@@ -314,18 +356,25 @@ class Engine:
         item = Item("0", 0, self._example_item(upstream))
         try:
             self._templates[step.name].render(self._context(step, item))
+            self._make_item(step, item.index, item.data, item.key)
         except TemplateFailure as exc:
             return [f"step {step.name!r} (items from {upstream.name!r}): {exc}"]
         return []
 
     # ---------------------------------------------------------------------------------- run
     async def run(self) -> RunSummary:
-        """Preflight, then run every step; returns the summary (also sent as RunFinished).
+        """Preflight (unless :meth:`preflight` already passed), then run every step; returns the
+        summary (also sent as RunFinished).
 
         :raises JobError: when the preflight finds invalid items (nothing is sent then)
         """
-        await self.preflight()
-        started = anyio.current_time()
+        if self._preflight is None:
+            await self.preflight()
+        self._now = _clock()
+        self._prevalidated = frozenset(
+            s.name for s in self.job.steps if s.source.kind != "from" and self._preflight
+        )
+        started = self._now()
         resumed = self.resume.total_done if self.resume else 0
         self._emit(
             RunStarted(
@@ -339,15 +388,22 @@ class Engine:
                 resumed=resumed,
             )
         )
-        self._slots = anyio.Semaphore(self.concurrency)
+        # fast_acquire: a free slot is taken without a trip through the event loop; otherwise
+        # anyio yields on every acquire and only a handful of calls end up in flight.
+        self._slots = anyio.Semaphore(self.concurrency, fast_acquire=True)
         self._finished = {s.name: anyio.Event() for s in self.job.steps}
-        self._outputs: dict[str, list[ObjectSendStream[Item]]] = {
+        self._outputs: dict[str, list[MemoryObjectSendStream[Item]]] = {
             s.name: [] for s in self.job.steps
         }
-        inputs: dict[str, ObjectReceiveStream[Item]] = {}
+        inputs: dict[str, MemoryObjectReceiveStream[Item]] = {}
         for step in self.job.steps:
             if step.source.kind == "from":
-                send, receive = anyio.create_memory_object_stream[Item](_CHANNEL_BUFFER)
+                # A step that also waits on ``after`` cannot drain its input yet: a bounded
+                # buffer would block its upstream, which may feed the very step it waits for
+                # (A -> B after C, C from A). Its input is unbounded; the others stay bounded
+                # so that memory stays flat.
+                buffer = math.inf if step.after else _CHANNEL_BUFFER
+                send, receive = anyio.create_memory_object_stream[Item](buffer)
                 self._outputs[step.source.upstream or ""].append(send)
                 inputs[step.name] = receive
         async with anyio.create_task_group() as tg:
@@ -356,7 +412,7 @@ class Engine:
         summary = RunSummary(
             job=self.job.name,
             endpoint=self.endpoint,
-            elapsed=anyio.current_time() - started,
+            elapsed=self._now() - started,
             steps={name: StepCounts(*c) for name, c in self._counts.items()},
             stats=self.stats,
             failures=tuple(self._failures),
@@ -366,68 +422,94 @@ class Engine:
         self._emit(RunFinished(summary))
         return summary
 
-    async def _run_step(self, step: Step, receive: ObjectReceiveStream[Item] | None) -> None:
+    async def _run_step(self, step: Step, receive: MemoryObjectReceiveStream[Item] | None) -> None:
         for name in step.after:
             await self._finished[name].wait()
         self._emit(StepStarted(step.name))
-        source: AsyncIterator[Item] = receive if receive is not None else self._static_items(step)
+        # Long-lived workers, one per item in progress (bounded, so memory stays flat), instead
+        # of a task per item. The run's call slots (self._slots) are taken only around each
+        # send: an item waiting for its bucket, sleeping before a retry or blocked handing its
+        # output downstream holds none, so a slow operation cannot starve a fast one.
         try:
             async with anyio.create_task_group() as tg:
-                async for item in source:
-                    await self._slots.acquire()
-                    tg.start_soon(self._item, step, item)
+                if receive is None:
+                    # Workers share one plain generator: next() never runs in two workers at
+                    # once (one thread, no await inside), and it costs far less than a channel.
+                    items = self._iter_static(step)
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._static_worker, step, items)
+                else:
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._worker, step, receive.clone())
+                    await receive.aclose()
         finally:
-            for send in self._outputs[step.name]:
-                await send.aclose()
-            if receive is not None:
-                await receive.aclose()
+            for out in self._outputs[step.name]:
+                await out.aclose()
             self._finished[step.name].set()
         ok, failed, skipped = self._counts[step.name]
         self._emit(StepFinished(step.name, StepCounts(ok, failed, skipped)))
+
+    async def _static_worker(self, step: Step, items: Iterator[Item]) -> None:
+        for n, item in enumerate(items):
+            await self._item(step, item)
+            if n % 256 == 255:
+                # Skipped items (resume) finish without awaiting: let the other steps run.
+                await anyio.lowlevel.checkpoint()
+
+    async def _worker(self, step: Step, receive: MemoryObjectReceiveStream[Item]) -> None:
+        async with receive:
+            async for item in receive:
+                await self._item(step, item)
 
     async def _forward(self, step: Step, item: Item) -> None:
         for send in self._outputs[step.name]:
             await send.send(item)
 
     async def _item(self, step: Step, item: Item) -> None:
-        try:
-            if self.resume is not None and self.resume.is_done(step.name, item.key):
-                self._counts[step.name][2] += 1
-                self._emit(ItemFinished(step.name, item.key, "skipped"))
-                if self._outputs[step.name] and step.kind == "call":
-                    recorded = self.resume.output(step.name, item.key) or {}
-                    params = self._safe_params(step, item)
-                    await self._forward(
-                        step, Item(item.key, item.index, {**item.data, **params, **recorded})
-                    )
-                return
-            started = anyio.current_time()
+        if step.source.kind == "from" and self._keys[step.name] is not None:
+            # A streamed item keeps its upstream key unless the step has a key template.
             try:
-                params = self._render(step, item)
-                if step.kind == "call":
-                    reply, attempts = await self._call(step, params)
-                    output = _small(reply.output)
-                    forward = [Item(item.key, item.index, {**item.data, **params, **output})]
-                else:
-                    count, attempts, forward = await self._list(step, item, params)
-                    output = {"items": count}
-            except _Failed as exc:
-                self._fail(
-                    step, item, exc.code, exc.message, exc.attempts, anyio.current_time() - started
-                )
+                item = self._make_item(step, item.index, item.data, item.key)
+            except TemplateFailure as exc:
+                self._fail(step, item, "TemplateError", str(exc), 0, 0.0)
                 return
-            latency = anyio.current_time() - started
-            self._counts[step.name][0] += 1
-            if self.journal is not None:
-                self.journal.record(
-                    step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
+        # A done listing that feeds other steps runs again on resume: its elements are not
+        # journaled, and the items they feed downstream may not all be done.
+        relist = step.kind == "list" and bool(self._outputs[step.name])
+        if self.resume is not None and not relist and self.resume.is_done(step.name, item.key):
+            self._counts[step.name][2] += 1
+            self._emit(ItemFinished(step.name, item.key, "skipped"))
+            if self._outputs[step.name] and step.kind == "call":
+                recorded = self.resume.output(step.name, item.key) or {}
+                params = self._safe_params(step, item)
+                await self._forward(
+                    step, Item(item.key, item.index, {**item.data, **params, **recorded})
                 )
-            self._emit(ItemFinished(step.name, item.key, "ok", attempts, latency))
-            if self._outputs[step.name]:
-                for produced in forward:
-                    await self._forward(step, produced)
-        finally:
-            self._slots.release()
+            return
+        now = self._now
+        started = now()
+        try:
+            params = self._render(step, item)
+            if step.kind == "call":
+                reply, attempts = await self._call(step, params)
+                output = _small(reply.output)
+                forward = [Item(item.key, item.index, {**item.data, **params, **output})]
+            else:
+                count, attempts, forward = await self._list(step, item, params)
+                output = {"items": count}
+        except _Failed as exc:
+            self._fail(step, item, exc.code, exc.message, exc.attempts, now() - started)
+            return
+        latency = now() - started
+        self._counts[step.name][0] += 1
+        if self.journal is not None:
+            self.journal.record(
+                step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
+            )
+        self._emit(ItemFinished(step.name, item.key, "ok", attempts, latency))
+        if self._outputs[step.name]:
+            for produced in forward:
+                await self._forward(step, produced)
 
     def _safe_params(self, step: Step, item: Item) -> dict[str, Any]:
         try:
@@ -458,22 +540,30 @@ class Engine:
     async def _call(self, step: Step, params: dict[str, Any]) -> tuple[Reply, int]:
         """One logical call with the engine's retries; raises _Failed when it does not succeed."""
         op = step.operation
-        region = step.region or self.transport.region
-        bucket = self.registry.bucket(self.transport.identity, region, step.service, op.name)
-        controller = self.registry.controller(
-            self.transport.identity, region, step.service, op.name
-        )
-        stats = self.stats.stats(step.operation_key)
+        runtime = self._runtimes.get(step.name)
+        if runtime is None:
+            region = step.region or self.transport.region
+            key = (self.transport.identity, region, step.service, op.name)
+            runtime = self._runtimes[step.name] = _StepRuntime(
+                self.registry.bucket(*key),
+                self.registry.controller(*key),
+                self.stats.stats(step.operation_key),
+            )
+        bucket, controller, stats = runtime.bucket, runtime.controller, runtime.stats
         retries = self.job.retries
         call = Call(step.service, op.name, params, step.region)
         attempts = 0
         first: float | None = None
         while True:
-            await bucket.acquire()
-            t0 = anyio.current_time()
-            first = t0 if first is None else first
-            reply = await self.transport.send(call)
-            t1 = anyio.current_time()
+            try:
+                bucket.acquire_nowait()  # the common case at a generous rate: no await
+            except WouldBlock:
+                await bucket.acquire()
+            async with self._slots:
+                t0 = self._now()
+                first = t0 if first is None else first
+                reply = await self.transport.send(call)
+                t1 = self._now()
             attempts += 1
             kind = classify(reply, op)
             stats.record_attempt(
@@ -495,7 +585,9 @@ class Engine:
                 0, min(retries.max_delay, retries.base_delay * 2 ** (attempts - 1))
             )
             if reply.retry_after:
-                delay = max(delay, min(reply.retry_after, retries.max_delay))
+                # At least what the service asked for, even beyond max_delay: retrying sooner
+                # only earns another throttle.
+                delay = max(delay, reply.retry_after)
             await anyio.sleep(delay)
 
     async def _list(
@@ -520,9 +612,10 @@ class Engine:
                 if self._item_sink is not None:
                     self._item_sink(step.name, item.key, page.items)
                 if self._outputs[step.name]:
-                    for element in page.items:
+                    # Keys number the listed elements in order (stable across runs, for resume).
+                    for n, element in enumerate(page.items, count):
                         data = element if isinstance(element, dict) else {"value": element}
-                        forward.append(Item(f"{item.key}/{count + len(forward)}", item.index, data))
+                        forward.append(Item(f"{item.key}/{n}", item.index, data))
                 count += len(page.items)
         except PaginationError as exc:
             raise _Failed("PaginationError", exc.reason, attempts) from None

@@ -29,7 +29,67 @@ class TemplateFailure(Exception):
     """A template could not be compiled or rendered; the message says which value and why."""
 
 
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+_MISSING = object()
+
+
+def _lookup(ctx: Mapping[str, Any], dotted: tuple[str, ...]) -> Any:
+    value: Any = ctx
+    for part in dotted:
+        if not isinstance(value, Mapping):
+            return _MISSING
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _fast(spec: str, fallback: Renderer) -> Renderer | None:
+    """A renderer without Jinja for strings whose every ``{{ }}`` is a plain ``name.attr``
+    lookup (most job templates): a string join instead of a Jinja render, ~10x cheaper.
+
+    Anything unusual (a missing name, a non-mapping on the way, a value Jinja would print
+    differently) goes to ``fallback``, so the result and the errors are exactly Jinja's.
+    """
+    if "{%" in spec or "{#" in spec:
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    pos = 0
+    for match in _SIMPLE.finditer(spec):
+        parts.append(spec[pos : match.start()])
+        parts.append(tuple(match.group(1).split(".")))
+        pos = match.end()
+    parts.append(spec[pos:])
+    if "{{" in "".join(p for p in parts if isinstance(p, str)):
+        return None  # some expression is not a plain lookup
+    whole = len(parts) == 3 and parts[0] == "" and parts[2] == ""
+
+    def render(ctx: Mapping[str, Any]) -> Any:
+        if whole:
+            value = _lookup(ctx, parts[1])  # type: ignore[arg-type]
+            return fallback(ctx) if value is _MISSING else value
+        out: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = _lookup(ctx, part)
+            if value is _MISSING or not isinstance(value, str | int) or isinstance(value, bool):
+                return fallback(ctx)
+            out.append(str(value))
+        return "".join(out)
+
+    return render
+
+
 def _compile(spec: Any, where: str) -> Renderer:
+    renderer = _compile_jinja(spec, where)
+    if isinstance(spec, str) and "{{" in spec:
+        return _fast(spec, renderer) or renderer
+    return renderer
+
+
+def _compile_jinja(spec: Any, where: str) -> Renderer:
     if isinstance(spec, Mapping):
         parts = {str(k): _compile(v, f"{where}.{k}" if where else str(k)) for k, v in spec.items()}
         return lambda ctx: {k: r(ctx) for k, r in parts.items()}

@@ -36,7 +36,14 @@ CONSTRAINTS = ("required", "type", "min", "max", "pattern", "enum", "union", "un
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
-_Check = Callable[[Any, str, list["ValidationIssue"]], None]
+# Where a value is, built lazily: a validator would otherwise spend most of its time formatting
+# paths (and encoding map keys) of valid values. A path is the string it started from, or a
+# (parent path, kind, member name / list index / map key) tuple; _render() makes the text only
+# when an issue is reported, by the same rules as building it eagerly.
+_Path = str | tuple[Any, int, Any]
+_MEMBER, _INDEX, _KEY = 0, 1, 2
+
+_Check = Callable[[Any, _Path, list["ValidationIssue"]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,19 @@ def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _render(path: _Path) -> str:
+    """The text of a lazily built path."""
+    if isinstance(path, str):
+        return path
+    parent, kind, item = path
+    text = _render(parent)
+    if kind == _MEMBER:
+        return _child(text, item)
+    if kind == _INDEX:
+        return f"{text}[{item}]"
+    return _key_path(text, item)
+
+
 def _shown(shape: Shape, value: Any) -> str:
     if shape.sensitive:
         return "(sensitive value)"
@@ -83,16 +103,21 @@ def _shown(shape: Shape, value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _bounds(shape: Shape, kind: str, size: float, path: str, out: list[ValidationIssue]) -> None:
+def _bounds(shape: Shape, kind: str, size: float, path: _Path, out: list[ValidationIssue]) -> None:
     lo, hi = shape.min, shape.max
     if lo is not None and size < lo:
-        out.append(ValidationIssue(path, "min", f"{kind} {size:g} is below the minimum {lo:g}"))
+        out.append(
+            ValidationIssue(_render(path), "min", f"{kind} {size:g} is below the minimum {lo:g}")
+        )
     elif hi is not None and size > hi:
-        out.append(ValidationIssue(path, "max", f"{kind} {size:g} is above the maximum {hi:g}"))
+        out.append(
+            ValidationIssue(_render(path), "max", f"{kind} {size:g} is above the maximum {hi:g}")
+        )
 
 
-def _type_issue(path: str, expected: str, value: Any) -> ValidationIssue:
-    return ValidationIssue(path, "type", f"expected {expected}, got {type(value).__name__}")
+def _type_issue(path: _Path, expected: str, value: Any) -> ValidationIssue:
+    text = f"expected {expected}, got {type(value).__name__}"
+    return ValidationIssue(_render(path), "type", text)
 
 
 class Validator:
@@ -125,7 +150,7 @@ class Validator:
         if check is None:
             # Recursive shapes reach themselves while compiling: hand out a trampoline that
             # looks the finished check up at call time.
-            def trampoline(value: Any, path: str, out: list[ValidationIssue]) -> None:
+            def trampoline(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
                 self._checks[shape.name](value, path, out)
 
             self._checks[shape.name] = trampoline
@@ -145,7 +170,7 @@ def _string(v: Validator, shape: Shape) -> _Check:
     regex = compile_pattern(shape.pattern) if shape.pattern else None
     has_len = shape.min is not None or shape.max is not None
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, str):
             out.append(_type_issue(path, "a string", value))
             return
@@ -153,12 +178,14 @@ def _string(v: Validator, shape: Shape) -> _Check:
             _bounds(shape, "length", len(value), path, out)
         if enum and value not in enum:
             out.append(
-                ValidationIssue(path, "enum", f"{_shown(shape, value)} is not one of: {enum_text}")
+                ValidationIssue(
+                    _render(path), "enum", f"{_shown(shape, value)} is not one of: {enum_text}"
+                )
             )
         if regex is not None and regex.fullmatch(value) is None:
             out.append(
                 ValidationIssue(
-                    path,
+                    _render(path),
                     "pattern",
                     f"{_shown(shape, value)} does not match the pattern {shape.pattern}",
                 )
@@ -172,7 +199,7 @@ def _integer(v: Validator, shape: Shape) -> _Check:
     has_range = shape.min is not None or shape.max is not None
     expected = "a 32-bit integer" if shape.type == "integer" else "a 64-bit integer"
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             out.append(_type_issue(path, expected, value))
             return
@@ -185,13 +212,15 @@ def _integer(v: Validator, shape: Shape) -> _Check:
 def _float(v: Validator, shape: Shape) -> _Check:
     has_range = shape.min is not None or shape.max is not None
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             out.append(_type_issue(path, "a number", value))
             return
         if not _finite(value):
             out.append(
-                ValidationIssue(path, "type", f"expected a finite number, got {repr(value)[:40]}")
+                ValidationIssue(
+                    _render(path), "type", f"expected a finite number, got {repr(value)[:40]}"
+                )
             )
             return
         if has_range:
@@ -201,7 +230,7 @@ def _float(v: Validator, shape: Shape) -> _Check:
 
 
 def _boolean(v: Validator, shape: Shape) -> _Check:
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, bool):
             out.append(_type_issue(path, "a boolean", value))
 
@@ -209,13 +238,15 @@ def _boolean(v: Validator, shape: Shape) -> _Check:
 
 
 def _timestamp(v: Validator, shape: Shape) -> _Check:
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if isinstance(value, datetime):
             return
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not _finite(value):
                 out.append(
-                    ValidationIssue(path, "type", f"expected a timestamp, got {repr(value)[:40]}")
+                    ValidationIssue(
+                        _render(path), "type", f"expected a timestamp, got {repr(value)[:40]}"
+                    )
                 )
             return
         if isinstance(value, str):
@@ -223,7 +254,9 @@ def _timestamp(v: Validator, shape: Shape) -> _Check:
                 datetime.fromisoformat(value)
             except ValueError:
                 out.append(
-                    ValidationIssue(path, "type", f"{value[:40]!r} is not an ISO 8601 timestamp")
+                    ValidationIssue(
+                        _render(path), "type", f"{value[:40]!r} is not an ISO 8601 timestamp"
+                    )
                 )
             return
         out.append(_type_issue(path, "a timestamp", value))
@@ -234,7 +267,7 @@ def _timestamp(v: Validator, shape: Shape) -> _Check:
 def _blob(v: Validator, shape: Shape) -> _Check:
     has_len = shape.min is not None or shape.max is not None
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if isinstance(value, bytes | bytearray):
             size = len(value)
         elif isinstance(value, str):
@@ -255,14 +288,14 @@ def _list(v: Validator, shape: Shape) -> _Check:
     item = v._check(shape.member.shape)
     has_len = shape.min is not None or shape.max is not None
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, list | tuple):
             out.append(_type_issue(path, "a list", value))
             return
         if has_len:
             _bounds(shape, "item count", len(value), path, out)
         for i, element in enumerate(value):
-            item(element, f"{path}[{i}]", out)
+            item(element, (path, _INDEX, i), out)
 
     return check
 
@@ -280,20 +313,21 @@ def _map(v: Validator, shape: Shape) -> _Check:
     value_check = v._check(shape.value.shape)
     has_len = shape.min is not None or shape.max is not None
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, Mapping):
             out.append(_type_issue(path, "a map", value))
             return
         if has_len:
             _bounds(shape, "entry count", len(value), path, out)
         for key, element in value.items():
-            where = _key_path(path, key)
+            where = (path, _KEY, key)
             before = len(out)
             key_check(key, where, out)
             # Say that it is the key, not the value, that breaks the constraint.
-            out[before:] = [
-                ValidationIssue(i.path, i.constraint, "key " + i.message) for i in out[before:]
-            ]
+            if len(out) != before:
+                out[before:] = [
+                    ValidationIssue(i.path, i.constraint, "key " + i.message) for i in out[before:]
+                ]
             value_check(element, where, out)
 
     return check
@@ -305,22 +339,20 @@ def _structure(v: Validator, shape: Shape) -> _Check:
     union = shape.union
     valid_names = ", ".join(shape.members) or "none"
 
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, Mapping):
             out.append(_type_issue(path, "a structure", value))
             return
-        out.extend(
-            ValidationIssue(_child(path, name), "required", "is required")
-            for name in required
-            if value.get(name) is None
-        )
+        for name in required:
+            if value.get(name) is None:
+                _missing(out, path, name)
         set_members = 0
         for name, element in value.items():
             member_check = members.get(name)
             if member_check is None:
                 out.append(
                     ValidationIssue(
-                        _child(path, str(name)),
+                        _child(_render(path), str(name)),
                         "unknown",
                         f"is not a member of {shape.name} (members: {valid_names})",
                     )
@@ -329,11 +361,11 @@ def _structure(v: Validator, shape: Shape) -> _Check:
             if element is None:
                 continue
             set_members += 1
-            member_check(element, _child(path, name), out)
+            member_check(element, (path, _MEMBER, name), out)
         if union and set_members != 1:
             out.append(
                 ValidationIssue(
-                    path,
+                    _render(path),
                     "union",
                     f"exactly one member of {shape.name} must be set, got {set_members}",
                 )
@@ -342,8 +374,12 @@ def _structure(v: Validator, shape: Shape) -> _Check:
     return check
 
 
+def _missing(out: list[ValidationIssue], path: _Path, name: str) -> None:
+    out.append(ValidationIssue(_child(_render(path), name), "required", "is required"))
+
+
 def _document(v: Validator, shape: Shape) -> _Check:
-    def check(value: Any, path: str, out: list[ValidationIssue]) -> None:
+    def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         return None
 
     return check

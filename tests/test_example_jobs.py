@@ -15,14 +15,22 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
 def test_there_are_examples_for_each_workload() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"fleet-onboarding", "package-rollout", "fuota-tasks", "ota-tasks",
-            "proton-template-versions"} <= names
+    assert {
+        "fleet-onboarding",
+        "package-rollout",
+        "fuota-tasks",
+        "ota-tasks",
+        "proton-template-versions",
+    } <= names
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)

@@ -1,0 +1,685 @@
+"""A lean HTTP/1.1 server for the emulator: one :class:`asyncio.Protocol` per connection.
+
+Why not aiohttp: its request and response machinery cost ~45-50 µs per call, more than the whole
+emulator pipeline behind it. This server parses a request with a few ``bytes`` operations, calls
+the application synchronously and writes the answer with one ``transport.write``; no task, stream
+or coroutine exists per request unless the application answers with a coroutine (injected
+latency), and then responses still leave in request order.
+
+It speaks the HTTP/1.1 the SDKs use: ``Content-Length`` and ``chunked`` request bodies,
+``Expect: 100-continue``, keep-alive and pipelining, ``Connection: close``, HTTP/1.0. What it
+cannot read gets a 400 (oversized headers a 400, an oversized body a 413) and the connection is
+closed; nothing a client sends can crash it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import re
+from collections import deque
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from urllib.parse import parse_qsl
+
+import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+__all__ = ["BadRequest", "Headers", "HttpServer", "Limits", "Query", "RequestHead", "parse_head"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+Response = tuple[int, dict[str, str], bytes]
+if TYPE_CHECKING:
+    #: The application: ``(method, raw path, raw query string, headers, body)`` -> a response,
+    #: or a coroutine producing one (awaited in a task of its own).
+    App = Callable[[str, str, str, "Headers", bytes], Response | Coroutine[Any, Any, Response]]
+
+
+# ------------------------------------------------------------------------------ request parts
+class Headers(Mapping[str, str]):
+    """Request headers with case-insensitive names (repeated headers joined with ``", "``)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: dict[str, str]) -> None:
+        self._items = items  # lower-case names
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str | _T, /) -> str | _T: ...
+    def get(self, name: str, default: Any = None, /) -> Any:
+        """The value of header ``name`` (any case), or ``default``."""
+        return self._items.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Query(Mapping[str, str]):
+    """A query string, percent-decoded like aiohttp's ``request.query``: ``query[key]`` is the
+    first value of ``key`` and :meth:`getall` every value."""
+
+    __slots__ = ("_first", "_pairs")
+
+    def __init__(self, raw: str = "") -> None:
+        self._pairs = parse_qsl(raw, keep_blank_values=True) if raw else []
+        first: dict[str, str] = {}
+        for key, value in self._pairs:
+            first.setdefault(key, value)
+        self._first = first
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def getall(self, key: str) -> list[str]:
+        """Every value of ``key``, in order (empty when absent)."""
+        return [value for name, value in self._pairs if name == key]
+
+
+class Limits:
+    """Size limits of a request: the head (request line and headers) and the body."""
+
+    __slots__ = ("max_body", "max_head")
+
+    def __init__(self, max_head: int = 64 * 1024, max_body: int = 16 * 1024 * 1024) -> None:
+        self.max_head = max_head
+        self.max_body = max_body
+
+
+class BadRequest(Exception):
+    """A request that cannot be read: answered with ``status`` and the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestHead:
+    """The request line and headers of one request, and how its body is framed."""
+
+    __slots__ = (
+        "chunked",
+        "expect_continue",
+        "headers",
+        "http10",
+        "keep_alive",
+        "length",
+        "method",
+        "path",
+        "query",
+    )
+
+    def __init__(self, method: str, path: str, query: str, http10: bool) -> None:
+        self.method = method
+        self.path = path  # raw: the router matches raw paths and decodes labels itself
+        self.query = query  # raw
+        self.http10 = http10
+        self.headers = Headers({})
+        self.length = 0  # Content-Length (0 when chunked)
+        self.chunked = False
+        self.keep_alive = not http10
+        self.expect_continue = False
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# Header names seen, as sent -> lower case. Validating and lowering a name costs more than the
+# lookup, and clients send the same few names over and over. Bounded like any cache of input.
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 4096
+_MAX_CHUNK_LINE = 4096
+
+
+def _request_line(line: str) -> RequestHead:
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise BadRequest(400, "malformed request line")
+    method, target, version = parts
+    if method not in _METHODS and _TOKEN.fullmatch(method) is None:
+        raise BadRequest(400, "malformed method")
+    if version == "HTTP/1.1":
+        http10 = False
+    elif version == "HTTP/1.0":
+        http10 = True
+    else:
+        raise BadRequest(505 if version.startswith("HTTP/") else 400, f"unsupported {version!r}")
+    if not target.isascii():
+        target = target.encode("latin-1").decode("utf-8", "replace")
+    if not target.isprintable():
+        raise BadRequest(400, "control characters in the request target")
+    if target[:1] != "/":
+        if target.startswith(("http://", "https://")):  # absolute form (as sent to proxies)
+            slash = target.find("/", target.index("//") + 2)
+            target = target[slash:] if slash >= 0 else "/"
+        elif not (target == "*" and method == "OPTIONS"):
+            raise BadRequest(400, "malformed request target")
+    if "#" in target:
+        target = target.partition("#")[0]
+    path, _, query = target.partition("?")
+    return RequestHead(method, path, query, http10)
+
+
+def parse_head(
+    buf: bytes | bytearray, start: int, stop: int, limits: Limits, request_line_only: bool = False
+) -> RequestHead:
+    """The request head in ``buf[start:stop]`` (without the blank line that ends it).
+
+    :raises BadRequest: when it is not a valid HTTP/1.x request head
+    """
+    text = buf[start:stop].decode("latin-1")
+    lines = text.split("\r\n")
+    # A bare CR or LF inside a line would let requests be read differently by different servers.
+    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+        raise BadRequest(400, "bare CR or LF in the request head")
+    head = _request_line(lines[0])
+    if request_line_only:
+        return head
+    items: dict[str, str] = {}
+    names = _NAMES
+    for line in lines[1:]:
+        raw, sep, value = line.partition(":")
+        name = names.get(raw)
+        if name is None:
+            if not sep or _TOKEN.fullmatch(raw) is None:  # also obs-fold and space before ':'
+                raise BadRequest(400, f"malformed header line {line[:40]!r}")
+            if len(names) >= _NAMES_MAX:
+                names.clear()
+            name = names[raw] = raw.lower()
+        value = value.strip(" \t")
+        if name in items:
+            if name == "content-length":
+                if value != items[name]:
+                    raise BadRequest(400, "conflicting Content-Length headers")
+                continue
+            value = f"{items[name]}, {value}"
+        items[name] = value
+    head.headers = Headers(items)
+    encoding = items.get("transfer-encoding")
+    length = items.get("content-length")
+    if encoding is not None:
+        if length is not None or head.http10:
+            raise BadRequest(400, "Transfer-Encoding with Content-Length or in HTTP/1.0")
+        if encoding.lower() != "chunked":
+            raise BadRequest(400, f"unsupported Transfer-Encoding {encoding[:40]!r}")
+        head.chunked = True
+    elif length is not None:
+        if not (length.isascii() and length.isdigit() and len(length) < 19):
+            raise BadRequest(400, "malformed Content-Length")
+        head.length = int(length)
+        if head.length > limits.max_body:
+            raise BadRequest(413, f"the request body is larger than {limits.max_body} bytes")
+    connection = items.get("connection")
+    if connection is not None:
+        tokens = {t.strip() for t in connection.lower().split(",")}
+        if "close" in tokens:
+            head.keep_alive = False
+        elif "keep-alive" in tokens:
+            head.keep_alive = True
+    expect = items.get("expect")
+    if expect is not None and not head.http10 and expect.lower() == "100-continue":
+        head.expect_continue = True
+    return head
+
+
+def read_chunked(
+    buf: bytes | bytearray,
+    start: int,
+    state: list[int],
+    parts: list[tuple[int, int]],
+    limits: Limits,
+) -> tuple[bytes, int] | None:
+    """A chunked body that starts at ``buf[start]``: ``(body, end offset)`` once complete.
+
+    Returns ``None`` while it is incomplete; ``state`` (the offset of the next chunk and the
+    bytes so far) and ``parts`` (offset and size of each chunk) keep the progress, relative to
+    ``start``, so that the next call resumes instead of starting over.
+
+    :raises BadRequest: on a malformed or oversized body
+    """
+    pos = start + state[0]
+    end = len(buf)
+    while True:
+        line_end = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE)
+        if line_end < 0:
+            if end - pos >= _MAX_CHUNK_LINE:
+                raise BadRequest(400, "chunk size line too long")
+            return None
+        size_text = bytes(buf[pos:line_end]).partition(b";")[0].strip(b" \t")
+        if _HEX.fullmatch(size_text) is None:
+            raise BadRequest(400, "malformed chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            # The last chunk, then trailer lines (ignored) up to an empty line.
+            line = line_end + 2
+            while True:
+                stop = buf.find(b"\r\n", line)
+                if stop < 0:
+                    if end - line_end > limits.max_head:
+                        raise BadRequest(400, "the trailers are too large")
+                    return None
+                if stop == line:
+                    break
+                line = stop + 2
+            view = memoryview(buf)
+            body = b"".join([view[start + o : start + o + n] for o, n in parts])
+            return body, stop + 2
+        if state[1] + size > limits.max_body:
+            raise BadRequest(413, f"the request body is larger than {limits.max_body} bytes")
+        data = line_end + 2
+        if end < data + size + 2:
+            return None
+        if buf[data + size : data + size + 2] != b"\r\n":
+            raise BadRequest(400, "chunk data does not end with CRLF")
+        parts.append((data - start, size))
+        state[1] += size
+        pos = data + size + 2
+        state[0] = pos - start
+
+
+# ------------------------------------------------------------------------------------ server
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAX_QUEUED = 64  # pipelined requests in progress per connection before it stops reading
+_IDLE_SWEEP_TICKS = 10  # look for idle keep-alive connections every this many seconds
+
+
+def _status_line(status: int) -> str:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    return f"HTTP/1.1 {status} {reason}\r\n"
+
+
+_STATUS_LINES = {int(s): _status_line(int(s)) for s in HTTPStatus}
+
+
+class _Clock:
+    """The ``Date`` header line, refreshed once a second, and a tick count for idle timeouts."""
+
+    __slots__ = ("date", "tick")
+
+    def __init__(self) -> None:
+        self.tick = 0
+        self.date = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.tick += 1
+        self.date = f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+
+
+class _Pending:
+    """A response being produced by a task, with what rendering it needs from the request."""
+
+    __slots__ = ("head", "task")
+
+    def __init__(self, task: asyncio.Task[Response], head: RequestHead) -> None:
+        self.task = task
+        self.head = head
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: reads requests, answers them in order."""
+
+    __slots__ = (
+        "_buf",
+        "_chunks",
+        "_closing",
+        "_continued",
+        "_head",
+        "_last",
+        "_out",
+        "_parts",
+        "_paused",
+        "_queue",
+        "_server",
+        "_transport",
+    )
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buf: bytes | bytearray = b""  # the start of a request not complete yet
+        self._head: RequestHead | None = None  # a request whose body has not fully arrived
+        self._continued = False  # 100 Continue sent for self._head
+        self._chunks: list[int] = [0, 0]  # chunked body so far: [next chunk offset, bytes]
+        self._parts: list[tuple[int, int]] = []
+        # Responses not yet written, in request order: bytes when ready, _Pending when not.
+        self._queue: deque[bytes | _Pending] = deque()
+        self._out: list[bytes] = []  # ready responses to write at the end of data_received
+        self._closing = False  # no more requests are read; close once the queue is written
+        self._paused = 0  # reasons reading is paused: 1 = transport buffer full, 2 = queue full
+        self._last = server.clock.tick
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, but have its methods.
+        self._transport = cast("asyncio.Transport", transport)
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._closing = True
+        self._server.forget(self)
+        # Tasks still running finish (their side effects, like idempotency records, must
+        # complete); their responses are dropped.
+
+    def eof_received(self) -> bool:
+        self._closing = True
+        # Keep the write side open while answers are still being produced (half-close).
+        return bool(self._queue)
+
+    def pause_writing(self) -> None:
+        self._pause(1)
+
+    def resume_writing(self) -> None:
+        self._resume(1)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._last = self._server.clock.tick
+        buf: bytes | bytearray
+        if self._buf:
+            self._buf += data
+            buf = self._buf
+        else:
+            buf = data
+        pos = 0
+        try:
+            pos = self._parse(buf)
+        except BadRequest as exc:
+            self._reject(exc)
+            pos = len(buf)
+        except Exception:  # a bug here must cost one connection, not the server
+            _log.exception("the emulator's HTTP server failed to read a request")
+            self._reject(BadRequest(500, "internal error of the emulator's HTTP server"))
+            pos = len(buf)
+        if pos >= len(buf):
+            self._buf = b""
+        elif pos or buf is data:
+            self._buf = bytearray(memoryview(buf)[pos:])
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the responses made ready by the data just received, in one write."""
+        out = self._out
+        if out and self._transport is not None:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+        if self._closing and not self._queue:
+            self._close()
+
+    # ------------------------------------------------------------------------- requests
+    def _parse(self, buf: bytes | bytearray) -> int:
+        """Answer every complete request in ``buf``; the offset of the first byte left over."""
+        limits = self._server.limits
+        pos, end = 0, len(buf)
+        while pos < end and not self._closing:
+            head = self._head
+            if head is None:
+                if buf.startswith(b"\r\n", pos):
+                    pos += 2  # an empty line before a request line is allowed (RFC 9112 2.2)
+                    continue
+                stop = buf.find(b"\r\n\r\n", pos, pos + limits.max_head + 4)
+                if stop < 0:
+                    _check_partial_head(buf, pos, limits)
+                    return pos
+                head = parse_head(buf, pos, stop, limits)
+                pos = stop + 4
+                self._head = head
+                self._continued = False
+            if head.chunked:
+                got = read_chunked(buf, pos, self._chunks, self._parts, limits)
+                if got is None:
+                    self._maybe_continue(head)
+                    return pos
+                body, pos = got
+                self._chunks[:] = [0, 0]
+                self._parts = []
+            else:
+                size = head.length
+                if end - pos < size:
+                    self._maybe_continue(head)
+                    return pos
+                body = bytes(buf[pos : pos + size]) if size else b""
+                pos += size
+            self._head = None
+            self._dispatch(head, body)
+        return pos
+
+    def _maybe_continue(self, head: RequestHead) -> None:
+        if head.expect_continue and not self._continued:
+            self._continued = True
+            self._emit(_CONTINUE)
+
+    def _dispatch(self, head: RequestHead, body: bytes) -> None:
+        if not head.keep_alive:
+            self._closing = True
+        try:
+            answer = self._server.app(head.method, head.path, head.query, head.headers, body)
+        except Exception:
+            _log.exception("the emulator failed on %s %s", head.method, head.path)
+            answer = _error_response(500, "internal error of the emulator")
+        if isinstance(answer, tuple):
+            self._emit(self._render(answer, head))
+            return
+        task: asyncio.Task[Response] = asyncio.get_running_loop().create_task(answer)
+        self._queue.append(_Pending(task, head))
+        self._server.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if len(self._queue) >= _MAX_QUEUED:
+            self._pause(2)
+
+    def _reject(self, exc: BadRequest) -> None:
+        """Answer a request that cannot be read and stop reading this connection."""
+        self._closing = True
+        self._head = None
+        response = _error_response(exc.status, exc.message)
+        self._emit(self._render(response, None))
+
+    def _emit(self, data: bytes) -> None:
+        """Send ``data`` after every response before it."""
+        if self._queue:
+            self._queue.append(data)
+        else:
+            self._out.append(data)
+
+    def _task_done(self, task: asyncio.Task[Response]) -> None:
+        self._server.tasks.discard(task)
+        queue = self._queue
+        ready: list[bytes] = []
+        while queue:
+            item = queue[0]
+            if isinstance(item, _Pending):
+                if not item.task.done():
+                    break
+                ready.append(self._render(_task_result(item), item.head))
+            else:
+                ready.append(item)
+            queue.popleft()
+        if ready and self._transport is not None:
+            self._transport.write(b"".join(ready))
+        if len(queue) < _MAX_QUEUED:
+            self._resume(2)
+        if self._closing and not queue:
+            self._close()
+
+    def _render(self, response: Response, head: RequestHead | None) -> bytes:
+        """Status line, headers and body as the bytes to write."""
+        status, headers, body = response
+        text = _STATUS_LINES.get(status) or _status_line(status)
+        text += f"{self._server.clock.date}Content-Length: {len(body)}\r\n"
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value:  # no response splitting through a value
+                value = value.replace("\r", " ").replace("\n", " ")
+            text += f"{name}: {value}\r\n"
+        if head is None or not head.keep_alive:
+            text += "Connection: close\r\n"
+        elif head.http10:
+            text += "Connection: keep-alive\r\n"
+        data = (text + "\r\n").encode()
+        if head is not None and head.method == "HEAD":
+            return data
+        return data + body
+
+    # ------------------------------------------------------------------ flow control
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self._transport is not None:
+            self._transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and self._transport is not None:
+                self._transport.resume_reading()
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()  # writes what is buffered first
+
+    def idle_since(self) -> int | None:
+        """The clock tick of the last data received, or ``None`` while answers are pending."""
+        return None if self._queue else self._last
+
+    def shut(self) -> None:
+        """Close at once (server shutdown)."""
+        self._closing = True
+        self._close()
+
+
+def _check_partial_head(buf: bytes | bytearray, pos: int, limits: Limits) -> None:
+    """Reject an incomplete head early when it already cannot be a request."""
+    if len(buf) - pos > limits.max_head:
+        raise BadRequest(400, "the request headers are too large")
+    first = buf[pos]
+    # A request starts with an upper-case method name (or the CR of an empty line before it):
+    # anything else (a TLS handshake, binary junk) is answered now, not after 64 KiB.
+    if not 65 <= first <= 90 and first != 13:
+        raise BadRequest(400, "not an HTTP request")
+    line_end = buf.find(b"\r\n", pos)
+    if line_end >= 0:
+        parse_head(buf, pos, line_end, limits, request_line_only=True)
+
+
+def _task_result(item: _Pending) -> Response:
+    task = item.task
+    if task.cancelled():
+        return _error_response(503, "the emulator is shutting down")
+    exc = task.exception()
+    if exc is not None:
+        _log.error("the emulator failed on %s %s", item.head.method, item.head.path, exc_info=exc)
+        return _error_response(500, "internal error of the emulator")
+    return task.result()
+
+
+def _error_response(status: int, message: str) -> Response:
+    return status, {"Content-Type": "application/json"}, orjson.dumps({"message": message})
+
+
+class HttpServer:
+    """Serves ``app`` over HTTP/1.1 on one address.
+
+    :param app: called with ``(method, raw path, raw query string, headers, body)`` for every
+        request; returns ``(status, headers, body)`` or a coroutine producing it
+    :param limits: header and body size limits
+    :param keepalive_timeout: seconds an idle connection stays open
+    """
+
+    def __init__(
+        self,
+        app: App,
+        limits: Limits | None = None,
+        keepalive_timeout: float = 75.0,
+    ) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        self.keepalive_timeout = keepalive_timeout
+        self.clock = _Clock()
+        self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[Response]] = set()
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Event | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` and return the port (the one picked when ``port`` is 0).
+
+        :raises OSError: when the address cannot be bound
+        """
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024)
+        self._tick()
+        sockets = self._server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    def _tick(self) -> None:
+        clock = self.clock
+        clock.refresh()
+        if clock.tick % _IDLE_SWEEP_TICKS == 0:
+            limit = clock.tick - self.keepalive_timeout
+            for conn in list(self.connections):
+                last = conn.idle_since()
+                if last is not None and last < limit:
+                    conn.shut()
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    def forget(self, conn: _Connection) -> None:
+        """Called by a connection once it is closed."""
+        self.connections.discard(conn)
+        if not self.connections and self._drained is not None:
+            self._drained.set()
+
+    async def stop(self) -> None:
+        """Stop listening, cancel answers in progress and close every connection."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if self._server is None:
+            return
+        self._server.close()
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.connections:
+            # Wait until the transports are really closed, so that none is left to the
+            # garbage collector (it would warn about an unclosed transport).
+            self._drained = asyncio.Event()
+            for conn in list(self.connections):
+                conn.shut()
+            try:
+                await asyncio.wait_for(self._drained.wait(), 5.0)
+            except TimeoutError:
+                _log.warning("%d connection(s) did not close", len(self.connections))
+        await self._server.wait_closed()
+        self._server = None
