@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
 
     from harness.emulator._router import Route
-    from harness.model import Operation, ServiceModel
+    from harness.model import Operation, ServiceModel, Shape
 
 __all__ = ["DEFAULT_ACCOUNT", "EmulatorCore", "EmulatorSettings", "Response"]
 
@@ -335,11 +335,21 @@ class EmulatorCore:
         message: str,
         status: int | None = None,
         fields: Mapping[str, Any] | None = None,
+        resource: tuple[str, str] = ("", ""),
     ) -> Response:
+        ref = op.error(code) or model.errors.get(code)
         if status is None:
-            ref = op.error(code) or model.errors.get(code)
             status = ref.status if ref is not None else 400
         self._stats[f"{model.name}.{op.name}"].errors[code] += 1
+        if ref is not None:
+            # Every error must conform to its own shape: fill required members the handler
+            # did not give (Greengrass's resourceId/resourceType) and keep the message within
+            # the model's length (a long list of validation issues can exceed it).
+            fields = self._complete_fields(ref.shape, dict(fields or {}), resource)
+            for name, member in ref.shape.members.items():
+                limit = member.shape.max
+                if name.lower() == "message" and limit is not None and len(message) > limit:
+                    message = message[: int(limit) - 3] + "..."
         return encode_error(model, code, message, status, fields)
 
     def _dispatch(
@@ -394,15 +404,15 @@ class EmulatorCore:
                         return self._error(
                             model,
                             op,
-                            "ConflictException",
+                            self._conflict_code(model, op),
                             f"The client token {token!r} was already used with other parameters",
-                            fields=self._required_fields(model, "ConflictException", token),
+                            resource=(token, "clientToken"),
                         )
                     if entry.response is None:
                         code = (
                             "RequestAlreadyInProgressException"
                             if op.error("RequestAlreadyInProgressException")
-                            else "ConflictException"
+                            else self._conflict_code(model, op)
                         )
                         return self._error(
                             model,
@@ -487,24 +497,37 @@ class EmulatorCore:
         return route.codec.serialize(output)
 
     @staticmethod
-    def _required_fields(model: ServiceModel, code: str, resource_id: str) -> dict[str, Any]:
-        """Values for the required members of an error shape (Greengrass's ConflictException
-        requires resourceId and resourceType), so that the error conforms to its shape."""
-        shape = model.shapes.get(code)
-        fields: dict[str, Any] = {}
-        if shape is None:
-            return fields
+    def _complete_fields(
+        shape: Shape, fields: dict[str, Any], resource: tuple[str, str]
+    ) -> dict[str, Any]:
+        """``fields`` plus a value for every required member of the error shape it lacks."""
+        resource_id, resource_type = resource
         for name in shape.required:
             lowered = name.lower()
-            if lowered == "message":
+            if lowered == "message" or fields.get(name) is not None:
                 continue
-            if lowered.endswith("id"):
+            member = shape.members[name].shape
+            if lowered.endswith("id") and resource_id:
                 fields[name] = resource_id
-            elif lowered.endswith("type"):
-                fields[name] = "clientToken"
+            elif lowered.endswith("type") and resource_type and member.type == "string":
+                fields[name] = resource_type
             else:
-                fields[name] = example_value(shape.members[name].shape, required_only=True)
+                fields[name] = example_value(member, required_only=True)
         return fields
+
+    @staticmethod
+    def _conflict_code(model: ServiceModel, op: Operation) -> str:
+        """The error a reused client token with other parameters gets: the operation's own
+        conflict error, else its validation error (never an undeclared one)."""
+        for code in (
+            "ConflictException",
+            "IdempotentParameterMismatchException",
+            "IdempotentParameterMismatch",
+            "ResourceAlreadyExistsException",
+        ):
+            if op.error(code):
+                return code
+        return validation_error_code(model, op)
 
     def _bucket(
         self, account: str, region: str, service: str, op: Operation, now: float

@@ -65,13 +65,24 @@ def _singular(kind: str) -> str:
 
 
 def _key_members(op: Operation) -> list[str]:
-    """The members that name the resource: URI labels, else required name/id members."""
+    """The members that name the resource: URI labels; for a create without labels, the members
+    its Get/Describe sibling takes as labels (CreateNotificationConfiguration's ``EventType`` is
+    GetNotificationConfiguration's label); else required name/id members."""
     shape = op.input
     if shape is None:
         return []
     labels = [n for n, ref in shape.members.items() if ref.location == "uri"]
     if labels:
         return labels
+    verb, kind = _split(op.name)
+    if verb in _CREATE:
+        for read in ("Get", "Describe"):
+            sibling = op.service.operations.get(read + kind)
+            if sibling is None or sibling.input is None:
+                continue
+            theirs = [n for n, r in sibling.input.members.items() if r.location == "uri"]
+            if theirs and all(n in shape.members for n in theirs):
+                return theirs
     return [
         n
         for n in sorted(shape.required)
@@ -94,7 +105,7 @@ def fill(ctx: Context, shape: Shape, record: dict[str, Any], kind: str, key: str
     for name, ref in shape.members.items():
         target = ref.shape
         lowered = name.lower()
-        value = record.get(name)
+        value = _without_nulls(record.get(name))
         generated = False
         if value is None:
             generated = True
@@ -120,6 +131,15 @@ def fill(ctx: Context, shape: Shape, record: dict[str, Any], kind: str, key: str
     return out
 
 
+def _without_nulls(value: Any) -> Any:
+    """An echoed value without JSON nulls inside (a request may carry them; outputs must not)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
 def _fresh_key(ctx: Context, output: Shape) -> str:
     """A new id that every id member of the output admits (some forbid the dashes of a UUID)."""
     shapes = [
@@ -137,13 +157,20 @@ def _fresh_key(ctx: Context, output: Shape) -> str:
 
 
 def _not_found(ctx: Context, kind: str, key: str) -> NoReturn:
-    code = next(
-        (e.name for e in ctx.operation.errors if e.name.endswith("NotFoundException")),
-        None,
-    )
-    if code is None:
+    error = next((e for e in ctx.operation.errors if e.name.endswith("NotFoundException")), None)
+    if error is None:
         ctx.invalid(f"{kind} {key!r} does not exist")
-    ctx.fail(code, f"{kind} {key!r} does not exist")
+    # Name the resource in the members the error shape has for it (Greengrass requires them).
+    fields: dict[str, Any] = {}
+    for name, member in error.shape.members.items():
+        lowered = name.lower()
+        if member.shape.type != "string":
+            continue
+        if lowered in ("resourceid", "resourcename", "resourcearn"):
+            fields[name] = key
+        elif lowered == "resourcetype":
+            fields[name] = kind
+    ctx.fail(error.name, f"{kind} {key!r} does not exist", **fields)
 
 
 def generic_handler(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

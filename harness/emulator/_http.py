@@ -106,7 +106,7 @@ class Limits:
 
     __slots__ = ("max_body", "max_head")
 
-    def __init__(self, max_head: int = 64 * 1024, max_body: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_head: int = 1024 * 1024, max_body: int = 16 * 1024 * 1024) -> None:
         self.max_head = max_head
         self.max_body = max_body
 

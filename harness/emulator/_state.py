@@ -7,6 +7,7 @@ emulator behaves the same at ten resources and at a million.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -147,8 +148,9 @@ class TokenCodec:
     """Opaque pagination tokens bound to the request they continue.
 
     A token packs the position to resume from, a digest of the request's other parameters and a
-    MAC; a token used with other parameters, forged or mangled, does not decode. Tokens are plain
-    base64 (``[A-Za-z0-9+/=]``), which every seed service's NextToken pattern admits.
+    MAC; a token used with other parameters, forged or mangled, does not decode. Tokens are base32
+    (``[A-Z2-7]``, 39 characters, padding stripped): the only alphabet that every NextToken pattern of the
+    five models admits (Proton's ``[A-Za-z0-9+=/]``, managed integrations' ``[a-zA-Z0-9=_-]``...).
     """
 
     __slots__ = ("_key",)
@@ -160,13 +162,13 @@ class TokenCodec:
         """A token for ``position`` within the listing bound to ``binding``."""
         body = struct.pack(">Q", position) + binding[:8]
         mac = hmac.new(self._key, body, hashlib.sha256).digest()[:8]
-        return base64.b64encode(body + mac).decode()
+        return base64.b32encode(body + mac).decode().rstrip("=")
 
     def decode(self, token: str, binding: bytes) -> int | None:
         """The position in ``token``, or ``None`` when it is not a token for this request."""
         try:
-            raw = base64.b64decode(token.encode(), validate=True)
-        except (ValueError, UnicodeEncodeError):
+            raw = base64.b32decode(token.encode() + b"=" * (-len(token) % 8))
+        except (ValueError, UnicodeEncodeError, binascii.Error):
             return None
         if len(raw) != 24:
             return None
