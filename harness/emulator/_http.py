@@ -536,7 +536,13 @@ class _Connection(asyncio.Protocol):
         """Status line, headers and body as the bytes to write."""
         status, headers, body = response
         text = _STATUS_LINES.get(status) or _status_line(status)
-        text += f"{self._server.clock.date}Content-Length: {len(body)}\r\n"
+        if status in (204, 304) or 100 <= status < 200:
+            # No body and no Content-Length (RFC 9110 6.4.1, 8.6): a body here would be read
+            # as the start of the next answer on a kept-alive connection.
+            body = b""
+            text += self._server.clock.date
+        else:
+            text += f"{self._server.clock.date}Content-Length: {len(body)}\r\n"
         for name, value in headers.items():
             if "\r" in value or "\n" in value:  # no response splitting through a value
                 value = value.replace("\r", " ").replace("\n", " ")

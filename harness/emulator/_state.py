@@ -148,9 +148,10 @@ class TokenCodec:
     """Opaque pagination tokens bound to the request they continue.
 
     A token packs the position to resume from, a digest of the request's other parameters and a
-    MAC; a token used with other parameters, forged or mangled, does not decode. Tokens are base32
-    (``[A-Z2-7]``, 39 characters, padding stripped): the only alphabet that every NextToken pattern of the
-    five models admits (Proton's ``[A-Za-z0-9+=/]``, managed integrations' ``[a-zA-Z0-9=_-]``...).
+    MAC; a token used with other parameters, forged or mangled, does not decode. Tokens are
+    base32 (``[A-Z2-7]``, 39 characters, padding stripped): the only alphabet that every
+    NextToken pattern of the five models admits (Proton's ``[A-Za-z0-9+=/]``, managed
+    integrations' ``[a-zA-Z0-9=_-]``...).
     """
 
     __slots__ = ("_key",)

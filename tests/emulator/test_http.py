@@ -487,3 +487,41 @@ async def test_aiohttp_server_option_still_works() -> None:
                 assert resp.status == 200
             async with session.get(f"{emu.url}/_harness/health") as resp:
                 assert await resp.json() == {"status": "ok"}
+
+
+def test_204_answers_carry_no_body_on_a_kept_alive_connection(harness_emulator: Any) -> None:
+    """DeleteDeployment answers 204: a body would be read as the next answer's status line."""
+    import boto3
+    from botocore.config import Config
+
+    gg = boto3.client(
+        "greengrassv2",
+        endpoint_url=harness_emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    target = "arn:aws:iot:us-east-1:123456789012:thinggroup/g204"
+    made = gg.create_deployment(targetArn=target, components={"c": {"componentVersion": "1.0.0"}})
+    gg.cancel_deployment(deploymentId=made["deploymentId"])
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/greengrass/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+    requests = (
+        f"DELETE /greengrass/v2/deployments/{made['deploymentId']} HTTP/1.1\r\n"
+        f"Host: x\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\r\n"
+        f"GET /greengrass/v2/deployments HTTP/1.1\r\n"
+        f"Host: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    host, port = harness_emulator.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(requests)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    first_end = data.index(b"\r\n\r\n") + 4
+    assert data.startswith(b"HTTP/1.1 204")
+    assert b"content-length" not in data[:first_end].lower()
+    assert data[first_end:].startswith(b"HTTP/1.1 200"), data[first_end : first_end + 40]
