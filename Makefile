@@ -42,6 +42,7 @@ layers: $(VENV)/.test-installed
 unit: $(VENV)/.test-installed
 	$(BIN)/pytest -q
 	$(BIN)/pytest -q perf --benchmark-disable
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q fuzz
 
 test: lint typecheck layers unit
 

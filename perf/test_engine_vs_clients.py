@@ -20,7 +20,7 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "engine_vs_clients.py"
 LIMIT_S = 55.0  # the quick run takes a few seconds; pytest-timeout (120 s) is the backstop
-APPROACHES = {"engine", "engine+journal", "aiobotocore", "boto3-threads"}
+APPROACHES = {"engine", "engine+journal", "engine+fast", "aiobotocore", "boto3-threads"}
 
 
 def _alive(pid: int) -> bool:

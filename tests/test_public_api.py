@@ -20,6 +20,7 @@ PACKAGES = [
     "harness.engine",
     "harness.errors",
     "harness.fuzz",
+    "harness.load",
     "harness.model",
     "harness.paginate",
     "harness.reporting",

@@ -9,6 +9,8 @@ import click
 
 from harness import __version__
 from harness.cli._emulator import emulator
+from harness.cli._fuzz import fuzz, sweep_command
+from harness.cli._load import load
 from harness.cli._run import list_, run
 from harness.cli._specs import specs
 from harness.errors import HarnessError
@@ -30,9 +32,12 @@ def cli() -> None:
 
 
 cli.add_command(emulator)
+cli.add_command(fuzz)
 cli.add_command(list_)
+cli.add_command(load)
 cli.add_command(run)
 cli.add_command(specs)
+cli.add_command(sweep_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

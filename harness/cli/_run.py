@@ -17,9 +17,9 @@ import orjson
 
 from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
 from harness.errors import HarnessError, InvalidArgument, JobError
-from harness.reporting import ConsoleReporter, write_json
+from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
-from harness.transport import AioBotocoreTransport
+from harness.transport import AioBotocoreTransport, FastTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,12 +75,15 @@ def resolve_endpoint(endpoint: str, emulator_throttle: str) -> Iterator[tuple[st
 
 
 def _transport(
-    url: str | None, region: str | None, profile: str | None, pool: int
-) -> AioBotocoreTransport:
+    url: str | None, region: str | None, profile: str | None, pool: int, kind: str = "fast"
+) -> AioBotocoreTransport | FastTransport:
     credentials = None
     if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
         credentials = _EMULATOR_CREDENTIALS  # an emulator needs some credentials, any will do
-    return AioBotocoreTransport(
+    # FastTransport sends what aiobotocore sends (tests/transport/test_fast_equivalence.py) at
+    # a third of the CPU per call; aiobotocore stays for what it refuses (streaming, proxies...).
+    cls = FastTransport if kind == "fast" else AioBotocoreTransport
+    return cls(
         endpoint_url=url,
         region=region,
         profile=profile,
@@ -156,6 +159,14 @@ def endpoint_options(fn: Any) -> Any:
                 show_default=True,
                 help="Throttling of the embedded emulator.",
             ),
+            click.option(
+                "--transport",
+                "transport_kind",
+                type=click.Choice(["fast", "aiobotocore"]),
+                default="fast",
+                show_default=True,
+                help="fast: botocore's requests minus its per-call overhead; aiobotocore: SDK.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -192,6 +203,13 @@ def endpoint_options(fn: Any) -> Any:
     default=None,
     help="Write the summary as JSON here.",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write an HTML report (tables and latency plots per operation) here.",
+)
 @click.option("--dry-run", is_flag=True, help="Render and validate every item, send nothing.")
 @click.option("--no-progress", is_flag=True, help="Plain progress lines, even on a terminal.")
 def run(
@@ -200,11 +218,13 @@ def run(
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
+    transport_kind: str,
     journal: Path | None,
     resume: bool,
     concurrency: int | None,
     rates: tuple[str, ...],
     summary_path: Path | None,
+    html_path: Path | None,
     dry_run: bool,
     no_progress: bool,
 ) -> None:
@@ -239,6 +259,7 @@ def run(
             path,
             state,
             reporter,
+            transport_kind,
             # Plain asyncio: uvloop's clock advances once per loop iteration in whole
             # milliseconds, too coarse for latency percentiles, and it does not make
             # aiobotocore any faster (see the baselines).
@@ -247,6 +268,11 @@ def run(
     if summary_path is not None:
         write_json(summary_path, summary.to_json())
         reporter.print(f"summary written to {summary_path}")
+    if html_path is not None:
+        facts = {"endpoint": label, "elapsed": f"{summary.elapsed:.2f} s"}
+        section = stats_section(f"Run: {summary.job}", summary.stats, facts=facts)
+        write_html_report(html_path, f"harness run: {summary.job}", [section])
+        reporter.print(f"HTML report written to {html_path}")
     if summary.exit_code:
         sys.exit(EXIT_FAILED)
 
@@ -262,12 +288,13 @@ async def _run_job(
     path: Path,
     state: Any,
     reporter: ConsoleReporter,
+    transport_kind: str = "fast",
 ) -> Any:
     registry = BucketRegistry()
     for service, operation, rate in overrides:
         registry.override(service, operation, rate)
     limit = concurrency or job.concurrency
-    async with _transport(url, region or job.region, profile, limit) as transport:
+    async with _transport(url, region or job.region, profile, limit, transport_kind) as transport:
         engine = Engine(
             job,
             transport,
@@ -353,6 +380,7 @@ def list_(
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
+    transport_kind: str,
     out: IO[bytes],
     concurrency: int,
     rate: float | None,
@@ -398,6 +426,7 @@ def list_(
             concurrency,
             sink,
             reporter,
+            transport_kind,
             backend="asyncio",
         )
     out.flush()
@@ -414,8 +443,9 @@ async def _list_job(
     concurrency: int,
     sink: Any,
     reporter: ConsoleReporter,
+    transport_kind: str = "fast",
 ) -> Any:
-    async with _transport(url, region, profile, concurrency) as transport:
+    async with _transport(url, region, profile, concurrency, transport_kind) as transport:
         engine = Engine(job, transport, sink=_quiet(reporter), endpoint=label, item_sink=sink)
         return await engine.run()
 

@@ -223,3 +223,34 @@ def diff(
         click.echo(result.to_text())
     if exit_code and result:
         sys.exit(1)
+
+
+@specs.command()
+@click.argument("service")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the document to FILE instead of standard output.",
+)
+@click.option("--operation", "operations", multiple=True, help="Only this operation (repeatable).")
+def openapi(service: str, out: Path | None, operations: tuple[str, ...]) -> None:
+    """Print an OpenAPI 3.1 document of SERVICE (rest-json or json), for wire-level fuzzers.
+
+    json-protocol operations get pseudo-paths (/AwsProton20200720.CreateEnvironment) that the
+    emulator accepts; to call AWS, rewrite them to POST / with X-Amz-Target (harness.fuzz's
+    SigV4Auth does) before signing.
+    """
+    # Imported here: harness.fuzz loads Hypothesis and Schemathesis, which `harness --help`
+    # and every other command should not pay for.
+    from harness.fuzz import openapi_document
+
+    document = openapi_document(service, operations=operations or None)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n")
+    paths = document["paths"]
+    count = sum(len(methods) for methods in paths.values())
+    click.echo(f"{service}: {count} operations, OpenAPI {document['openapi']} -> {out}", err=True)

@@ -19,12 +19,15 @@ from harness.stats._histogram import (
     write_hdr_log,
 )
 from harness.stats._operations import OperationStats, StatsBook
+from harness.stats._timeline import Timeline, TimelinePoint
 
 __all__ = [
     "LatencyHistogram",
     "LatencySummary",
     "OperationStats",
     "StatsBook",
+    "Timeline",
+    "TimelinePoint",
     "read_hdr_log",
     "write_hdr_log",
 ]

@@ -264,7 +264,7 @@ class LatencyHistogram:
 
 def write_hdr_log(
     path: str | Path,
-    histograms: Mapping[str, Sequence[tuple[float, float, LatencyHistogram]]],
+    histograms: Mapping[str, Sequence[tuple[float, float, LatencyHistogram | str]]],
     *,
     start_time: float = 0.0,
 ) -> None:
@@ -276,13 +276,18 @@ def write_hdr_log(
     writes nothing (and so does not come back from :func:`read_hdr_log`).
 
     :param path: the file to (over)write
-    :param histograms: ``(start_s, end_s, histogram)`` intervals per tag
+    :param histograms: ``(start_s, end_s, histogram)`` intervals per tag; a histogram may also
+        be given in its :meth:`LatencyHistogram.encode` form, decoded only while its line is
+        written (so a long run's intervals need not all be in memory at once)
     :param start_time: wall-clock seconds since the epoch at the earliest interval start, if known
     :raises InvalidArgument: for a tag with a comma or whitespace, or a bad interval
     """
     if not (math.isfinite(start_time) and start_time >= 0):
         raise InvalidArgument(f"start_time must be epoch seconds, got start_time={start_time!r}")
-    intervals: list[tuple[float, float, str, LatencyHistogram]] = []
+    # StartTime is written in whole milliseconds and BaseTime in microseconds; readers drop an
+    # interval that starts before StartTime, so both must be the same instant: we round down.
+    start_time = math.floor(start_time * 1000) / 1000
+    intervals: list[tuple[float, float, str, LatencyHistogram | str]] = []
     for tag, series in histograms.items():
         if "," in tag or any(ch.isspace() for ch in tag):
             raise InvalidArgument(f"an HdrHistogram log tag has no comma or space, got {tag!r}")
@@ -302,7 +307,8 @@ def write_hdr_log(
         writer.output_base_time(start_time * 1000.0)
         writer.output_log_format_version()
         writer.output_legend()
-        for start, end, tag, hist in intervals:
+        for start, end, tag, given in intervals:
+            hist = LatencyHistogram.decode(given) if isinstance(given, str) else given
             if tag:
                 out.write(f"Tag={tag},")
             # Interval_Max in ms: our values are µs (hdrh floors the division, so whole ms).

@@ -1,18 +1,21 @@
 """The transport seam: every request the harness sends goes through a :class:`Transport`.
 
-Implementations: :class:`AioBotocoreTransport` (real SDK clients, for AWS or any endpoint URL) and
+Implementations: :class:`AioBotocoreTransport` (real SDK clients, for AWS or any endpoint URL),
+:class:`FastTransport` (the same requests and replies at a fraction of the CPU per call) and
 :class:`MockTransport` (answers from a function, for tests). The engine never imports aiobotocore.
 """
 
 from __future__ import annotations
 
 from harness.transport._aiobotocore import AioBotocoreTransport
+from harness.transport._fast import FastTransport
 from harness.transport._mock import MockTransport
 from harness.transport._types import Call, Reply, ReplyKind, Transport, classify
 
 __all__ = [
     "AioBotocoreTransport",
     "Call",
+    "FastTransport",
     "MockTransport",
     "Reply",
     "ReplyKind",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = ["AioBotocoreTransport"]
+
+# The raw body of the current call, when the transport keeps it (raw=True). A context variable,
+# not an attribute: botocore emits its events inside the task that makes the call, so concurrent
+# calls on one client each see their own slot.
+_RAW_BODY: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar(
+    "harness_raw_body", default=None
+)
+
+
+def _keep_body(response_dict: dict[str, Any], **_: Any) -> None:
+    slot = _RAW_BODY.get()
+    if slot is not None:
+        body = response_dict.get("body")
+        slot.append(body if isinstance(body, bytes) else b"")
 
 
 def _retry_after(response: dict[str, Any], headers: dict[str, str]) -> float | None:
@@ -41,6 +56,8 @@ class AioBotocoreTransport:
     :param profile: a named profile from the shared config files
     :param credentials: ``(access key, secret key)`` instead of the default chain
     :param max_connections: connection pool size per client (set it to the concurrency)
+    :param raw: keep each response's raw body in :attr:`Reply.body` (the contract checks read
+        the error type from it; the engine has no use for it)
     """
 
     def __init__(
@@ -52,8 +69,10 @@ class AioBotocoreTransport:
         credentials: tuple[str, str] | None = None,
         max_connections: int = 64,
         read_timeout: float = 60.0,
+        raw: bool = False,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.raw = raw
         self._session = AioSession(profile=profile)
         self.region: str = region or self._session.get_config_variable("region") or "us-east-1"
         self._credentials = credentials
@@ -85,16 +104,20 @@ class AioBotocoreTransport:
                         kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = (
                             self._credentials
                         )
-                    client = await self._stack.enter_async_context(
+                    created = await self._stack.enter_async_context(
                         self._session.create_client(service, **kwargs)
                     )
-                    self._clients[key] = client
+                    if self.raw:
+                        created.meta.events.register("before-parse", _keep_body)
+                    self._clients[key] = client = created
         return client
 
     async def send(self, call: Call) -> Reply:
         """Make one attempt of ``call``; AWS errors and connection failures become replies."""
         client = await self._client(call.service, call.region or self.region)
         method = getattr(client, xform_name(call.operation))
+        slot: list[bytes] = []
+        reset = _RAW_BODY.set(slot) if self.raw else None
         try:
             output = await method(**call.params)
         except ClientError as exc:
@@ -109,15 +132,20 @@ class AioBotocoreTransport:
                 retry_after=_retry_after(response, headers),
                 request_id=meta.get("RequestId"),
                 headers=headers,
+                body=slot[-1] if slot else None,
             )
         except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             return Reply(status=0, error_code=type(exc).__name__, error_message=str(exc))
+        finally:
+            if reset is not None:
+                _RAW_BODY.reset(reset)
         meta = output.pop("ResponseMetadata", {})
         return Reply(
             status=int(meta.get("HTTPStatusCode", 200)),
             output=output,
             request_id=meta.get("RequestId"),
             headers=meta.get("HTTPHeaders", {}),
+            body=slot[-1] if slot else None,
         )
 
     async def aclose(self) -> None:

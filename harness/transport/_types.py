@@ -42,7 +42,9 @@ class Reply:
     """What came back for one attempt of a call.
 
     ``status`` is the HTTP status, or 0 when no HTTP answer arrived (connection errors); then
-    ``error_code`` names the exception.
+    ``error_code`` names the exception. ``body`` holds the raw response body when the transport
+    was asked to keep it (``AioBotocoreTransport(raw=True)``: the contract checks compare the
+    error type of the header with the body's), else ``None``.
     """
 
     status: int
@@ -52,6 +54,7 @@ class Reply:
     retry_after: float | None = None
     request_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
 
     @property
     def ok(self) -> bool:

@@ -166,6 +166,8 @@ def test_public_names() -> None:
         "LatencySummary",
         "OperationStats",
         "StatsBook",
+        "Timeline",
+        "TimelinePoint",
         "read_hdr_log",
         "write_hdr_log",
     ]
