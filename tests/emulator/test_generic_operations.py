@@ -14,8 +14,6 @@ Two parts:
 from __future__ import annotations
 
 import functools
-import json
-import math
 import re
 from typing import Any
 
@@ -27,7 +25,8 @@ from hypothesis import event, given, note, settings
 
 from harness.emulator import EmulatorThread
 from harness.fuzz import Breakage, invalid_params, valid_params
-from harness.model import SEED_SERVICES, Operation, Shape, example_value, load_service
+from harness.fuzz._sendable import unsendable
+from harness.model import SEED_SERVICES, Operation, example_value, load_service
 
 #: Errors any operation may answer although not every operation declares them: the emulator's
 #: model validation, a missing resource, an idempotency conflict.
@@ -130,79 +129,7 @@ SEED_OPERATIONS = [
     ("iot-managed-integrations", "CreateOtaTask"),
 ]
 _SEED_IDS = [f"{s}.{o}" for s, o in SEED_OPERATIONS]
-_PATH_TOKEN = re.compile(r"\.?([^.\[]+)|\[")
-
-
-def resolve(op: Operation, path: str) -> tuple[str | None, Shape | None, bool]:
-    """Where a validator path lands: (wire location of its top member, its shape, found).
-
-    Paths read ``a.b[0].c`` and ``tags["key"]`` (map keys as JSON); a path through a member the
-    shape does not have (an ``unknown`` breakage) resolves to ``(location, None, False)``.
-    """
-    assert op.input is not None
-    shape: Shape | None = op.input
-    location: str | None = None
-    pos, top = 0, True
-    while pos < len(path) and shape is not None:
-        match = _PATH_TOKEN.match(path, pos)
-        assert match is not None, f"unreadable path {path!r}"
-        if match.group(0) == "[":  # a list index or a map key, as JSON
-            _, end = json.JSONDecoder().raw_decode(path, pos + 1)
-            pos = end + 1
-            ref = shape.member if shape.type == "list" else shape.value
-        else:
-            pos = match.end()
-            ref = shape.members.get(match.group(1)) if shape.type == "structure" else None
-            if ref is not None and top:
-                location = ref.location
-        top = False
-        shape = ref.shape if ref is not None else None
-    return location, shape, shape is not None
-
-
-def value_at(params: dict[str, Any], path: str) -> Any:
-    """The value at a validator path (``None`` when absent)."""
-    node: Any = params
-    pos = 0
-    while pos < len(path) and node is not None:
-        match = _PATH_TOKEN.match(path, pos)
-        assert match is not None, f"unreadable path {path!r}"
-        if match.group(0) == "[":
-            key, end = json.JSONDecoder().raw_decode(path, pos + 1)
-            pos = end + 1
-        else:
-            key, pos = match.group(1), match.end()
-        if isinstance(node, dict):
-            node = node.get(key)
-        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-            node = node[key]
-        else:
-            node = None
-    return node
-
-
-def unsendable(op: Operation, params: dict[str, Any], breakage: Breakage) -> str | None:
-    """Why the broken request cannot reach the emulator as broken, or ``None`` when it can.
-
-    HTTP carries URI labels, query parameters and headers as text and botocore serializes only
-    modeled members, so some single broken constraints do not survive the trip.
-    """
-    location, shape, found = resolve(op, breakage.path)
-    value = value_at(params, breakage.path)
-    if breakage.constraint == "unknown":
-        return "botocore sends modeled members only (and AWS, like the emulator, ignores others)"
-    if location in ("uri", "querystring", "header") and breakage.constraint == "type":
-        return f"a {location} value is text: the wrong type arrives as text its type may parse"
-    if location == "uri" and (breakage.constraint in ("required", "min") or value == ""):
-        return "an absent or empty URI label is another path (another operation or none)"
-    if location == "querystring" and value == []:
-        return "an empty list is no query parameter at all"
-    if breakage.constraint == "type" and found and shape is not None:
-        if shape.type == "list" and isinstance(value, str | dict):
-            return "botocore iterates a string or dict given for a list into a valid list"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "JSON has no infinities"
-    return None
+# Which broken requests reach the emulator as broken: the oracle's own rules.
 
 
 #: (service, operation) -> [(parameter naming a parent, method creating it, its name member)]
