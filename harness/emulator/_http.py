@@ -19,7 +19,7 @@ import email.utils
 import logging
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["BadRequest", "Headers", "HttpServer", "Limits", "Query", "RequestHead", "parse_head"]
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 Response = tuple[int, dict[str, str], bytes]
 if TYPE_CHECKING:
