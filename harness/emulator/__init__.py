@@ -9,8 +9,9 @@ This package imports only :mod:`harness.model` and the base modules.
 
 from __future__ import annotations
 
-from harness.emulator._core import DEFAULT_ACCOUNT, EmulatorCore, EmulatorSettings, parse_latency
+from harness.emulator._core import DEFAULT_ACCOUNT, EmulatorCore
 from harness.emulator._server import Emulator, EmulatorThread, serve
+from harness.emulator._settings import EmulatorSettings, parse_latency
 
 __all__ = [
     "DEFAULT_ACCOUNT",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from harness.emulator._core import EmulatorCore, EmulatorSettings
+from harness.emulator._core import EmulatorCore
 from harness.emulator._http import HttpServer, Query
 from harness.errors import HarnessError, InvalidArgument
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
     from harness.emulator._core import Response
+    from harness.emulator._settings import EmulatorSettings
 
 __all__ = ["Emulator", "EmulatorThread", "admin", "serve"]
 

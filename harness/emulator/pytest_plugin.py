@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.emulator._core import EmulatorSettings
 from harness.emulator._server import EmulatorThread
+from harness.emulator._settings import EmulatorSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
