@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -56,6 +56,26 @@ class Context:
     def fail(self, code: str, message: str, **fields: Any) -> NoReturn:
         """Answer with the modeled error ``code``."""
         raise ApiError(code, message, **fields)
+
+    def id_for_arn(self, arn: str, prefix: str, index: Mapping[str, str], kind: str) -> str | None:
+        """The id of the resource an ARN names, for operations that take any ARN (tagging).
+
+        :param prefix: the ARN prefix of this resource type in this account and region
+        :param index: ARN -> id of the resources of that type
+        :returns: ``None`` when the ARN is not of this type (the caller answers generically)
+        :raises ApiError: ResourceNotFoundException when it is of this type but names nothing
+        """
+        if not arn.startswith(prefix):
+            return None
+        found = index.get(arn)
+        if found is None:
+            self.fail(
+                "ResourceNotFoundException",
+                f"{kind} {arn!r} does not exist",
+                ResourceId=arn,
+                ResourceType=kind,
+            )
+        return found
 
     def invalid(self, message: str) -> NoReturn:
         """Answer with the operation's validation error."""

@@ -241,17 +241,8 @@ def _tagged_task(ctx: Context, params: dict[str, Any]) -> FuotaTask | None:
         that names no task
     """
     arn = params["ResourceArn"]
-    if not arn.startswith(_fuota_arn_prefix(ctx)):
-        return None
-    task_id = _state(ctx).fuota_arns.get(arn)
-    if task_id is None:
-        ctx.fail(
-            "ResourceNotFoundException",
-            f"FuotaTask {arn!r} does not exist",
-            ResourceId=arn,
-            ResourceType="FuotaTask",
-        )
-    return _task(ctx, task_id)
+    task_id = ctx.id_for_arn(arn, _fuota_arn_prefix(ctx), _state(ctx).fuota_arns, "FuotaTask")
+    return None if task_id is None else _task(ctx, task_id)
 
 
 @handler(SERVICE, "ListTagsForResource")

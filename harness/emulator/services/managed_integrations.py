@@ -210,17 +210,8 @@ def _tagged_task(ctx: Context, params: dict[str, Any]) -> OtaTask | None:
         that names no task
     """
     arn = params["ResourceArn"]
-    if not arn.startswith(ctx.arn("ota-task/")):
-        return None
-    task_id = _state(ctx).ota_arns.get(arn)
-    if task_id is None:
-        ctx.fail(
-            "ResourceNotFoundException",
-            f"OTA task {arn!r} does not exist",
-            ResourceId=arn,
-            ResourceType="OtaTask",
-        )
-    return _task(ctx, task_id)
+    task_id = ctx.id_for_arn(arn, ctx.arn("ota-task/"), _state(ctx).ota_arns, "OtaTask")
+    return None if task_id is None else _task(ctx, task_id)
 
 
 @handler(SERVICE, "ListTagsForResource")
