@@ -23,6 +23,7 @@ from harness.emulator._http import (
     Limits,
     Query,
     RequestHead,
+    _check_partial_head,
     _Connection,
     parse_head,
     read_chunked,
@@ -384,8 +385,10 @@ def test_connection_close_and_http10(emu: EmulatorThread) -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
-        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 1_100_000 + b"\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 1_100_000, 400),  # never ends
+        # Heads over the limit (lowered to 16 KiB below, so that the client is not still
+        # sending megabytes when the server answers and closes: that races into a reset).
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000, 400),  # never ends
         (b"POST /things/x HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS ClientHello
         (b"GET / HTTP/1.1\r\n\x00\x01\x02garbage\r\n\r\n", 400),
@@ -394,8 +397,15 @@ def test_connection_close_and_http10(emu: EmulatorThread) -> None:
     ],
 )
 def test_unreadable_requests_get_4xx_and_a_closed_connection(
-    emu: EmulatorThread, client: Client, request_bytes: bytes, status: int
+    emu: EmulatorThread,
+    client: Client,
+    request_bytes: bytes,
+    status: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    server = emu.emulator._server
+    assert isinstance(server, HttpServer)
+    monkeypatch.setattr(server, "limits", Limits(max_head=16 * 1024))
     client.send(request_bytes)
     got, headers, body = client.response()
     assert (got, headers["connection"]) == (status, "close")
@@ -525,3 +535,14 @@ def test_204_answers_carry_no_body_on_a_kept_alive_connection(harness_emulator: 
     assert data.startswith(b"HTTP/1.1 204")
     assert b"content-length" not in data[:first_end].lower()
     assert data[first_end:].startswith(b"HTTP/1.1 200"), data[first_end : first_end + 40]
+
+
+def test_default_head_limit_admits_the_longest_modeled_page_token() -> None:
+    """Managed integrations allow a 65,535-character NextToken, all of it on the request line."""
+    line = b"GET /ota-tasks?NextToken=" + b"A" * 65_535 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    stop = line.index(b"\r\n\r\n")
+    assert stop < Limits().max_head  # the connection reads heads up to this size
+    assert parse_head(line, 0, stop, Limits()).method == "GET"
+    _check_partial_head(line[:stop], 0, Limits())  # not too large for the default
+    with pytest.raises(BadRequest):
+        _check_partial_head(line[:stop], 0, Limits(max_head=16 * 1024))
