@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from harness.cli._run import resolve_endpoint
+from harness.cli._target import resolve_endpoint
 from harness.errors import InvalidArgument
 from harness.model import SEED_SERVICES, load_service
 from harness.reporting import ReportSection, ReportTable, write_html_report

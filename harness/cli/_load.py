@@ -13,7 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli._run import endpoint_options, resolve_endpoint
+from harness.cli._target import endpoint_options, resolve_endpoint
 from harness.errors import InvalidArgument
 from harness.load import (
     LoadProgress,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,81 +12,19 @@ import anyio
 import click
 import orjson
 
+from harness.cli._target import endpoint_options, make_transport, resolve_endpoint
 from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
-from harness.errors import HarnessError, InvalidArgument, JobError
+from harness.errors import InvalidArgument, JobError
 from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
-from harness.transport import AioBotocoreTransport, FastTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["endpoint_options", "list_", "run"]
+__all__ = ["list_", "run"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-_EMULATOR_CREDENTIALS = ("AKIDEXAMPLE", "harness-emulator")
-
-
-@contextlib.contextmanager
-def embedded_emulator(throttle: str = "off") -> Iterator[str]:
-    """Start ``harness emulator`` in a child process on a free loopback port; yield its URL.
-
-    A separate process gives the emulator its own core: the engine and the emulator do not
-    share one event loop and one GIL.
-    """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "emulator", "--port", "0", "--throttle", throttle],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            err = proc.stderr.read() if proc.stderr else ""
-            raise HarnessError(f"the embedded emulator did not start: {line or err.strip()}")
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-@contextlib.contextmanager
-def resolve_endpoint(endpoint: str, emulator_throttle: str) -> Iterator[tuple[str | None, str]]:
-    """``(endpoint URL or None for AWS, label)`` for ``embedded``, ``aws`` or a URL."""
-    if endpoint == "embedded":
-        with embedded_emulator(emulator_throttle) as url:
-            yield url, f"embedded emulator {url}"
-    elif endpoint == "aws":
-        yield None, "aws"
-    elif endpoint.startswith(("http://", "https://")):
-        yield endpoint, endpoint
-    else:
-        raise InvalidArgument(f"--endpoint {endpoint!r}: expected embedded, aws or an http(s) URL")
-
-
-def _transport(
-    url: str | None, region: str | None, profile: str | None, pool: int, kind: str = "fast"
-) -> AioBotocoreTransport | FastTransport:
-    credentials = None
-    if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        credentials = _EMULATOR_CREDENTIALS  # an emulator needs some credentials, any will do
-    # FastTransport sends what aiobotocore sends (tests/transport/test_fast_equivalence.py) at
-    # a third of the CPU per call; aiobotocore stays for what it refuses (streaming, proxies...).
-    cls = FastTransport if kind == "fast" else AioBotocoreTransport
-    return cls(
-        endpoint_url=url,
-        region=region,
-        profile=profile,
-        credentials=credentials,
-        max_connections=pool,
-    )
 
 
 def _parse_rates(values: tuple[str, ...], job: Job) -> list[tuple[str | None, str, float]]:
@@ -134,43 +69,6 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
         return earlier[-1]
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return runs / f"{job.name}-{stamp}-{os.getpid()}.jsonl"
-
-
-def endpoint_options(fn: Any) -> Any:
-    """The options every command that talks to a target shares."""
-    for option in reversed(
-        [
-            click.option(
-                "--endpoint",
-                default="embedded",
-                show_default=True,
-                help="embedded (start the emulator for this run), aws, or a URL.",
-            ),
-            click.option(
-                "--region",
-                default=None,
-                help="Region (default: the standard chain, else us-east-1).",
-            ),
-            click.option("--profile", default=None, help="A named profile for --endpoint aws."),
-            click.option(
-                "--emulator-throttle",
-                type=click.Choice(["off", "aws"]),
-                default="off",
-                show_default=True,
-                help="Throttling of the embedded emulator.",
-            ),
-            click.option(
-                "--transport",
-                "transport_kind",
-                type=click.Choice(["fast", "aiobotocore"]),
-                default="fast",
-                show_default=True,
-                help="fast: botocore's requests minus its per-call overhead; aiobotocore: SDK.",
-            ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
 
 
 @click.command()
@@ -237,7 +135,7 @@ def run(
     overrides = _parse_rates(rates, job)
     reporter = ConsoleReporter(progress=not no_progress)
     if dry_run:
-        engine = Engine(job, _transport("http://127.0.0.1:9", region, None, 1), sink=reporter)
+        engine = Engine(job, make_transport("http://127.0.0.1:9", region, None, 1), sink=reporter)
         anyio.run(engine.preflight)
         reporter.print(f"dry run: {job.name} is valid; nothing was sent")
         return
@@ -294,7 +192,9 @@ async def _run_job(
     for service, operation, rate in overrides:
         registry.override(service, operation, rate)
     limit = concurrency or job.concurrency
-    async with _transport(url, region or job.region, profile, limit, transport_kind) as transport:
+    async with make_transport(
+        url, region or job.region, profile, limit, transport_kind
+    ) as transport:
         engine = Engine(
             job,
             transport,
@@ -445,7 +345,7 @@ async def _list_job(
     reporter: ConsoleReporter,
     transport_kind: str = "fast",
 ) -> Any:
-    async with _transport(url, region, profile, concurrency, transport_kind) as transport:
+    async with make_transport(url, region, profile, concurrency, transport_kind) as transport:
         engine = Engine(job, transport, sink=_quiet(reporter), endpoint=label, item_sink=sink)
         return await engine.run()
 
