@@ -358,8 +358,12 @@ def fuzz(
 @click.option("--region", default=None, help="Region (default: the standard chain).")
 @click.option("--profile", default=None, help="A named profile for --endpoint aws.")
 def sweep_command(run_id: str, endpoint: str, region: str | None, profile: str | None) -> None:
-    """Delete what a fuzz run left behind: resources of the seed types named harness-RUNID-...
-    or tagged harness-run-id=RUNID. Exit status 1 when some could not be deleted."""
+    """Delete what a fuzz run left behind, and nothing else.
+
+    A resource of a type that takes tags is the run's when its tag harness-run-id names RUNID
+    (its name does not matter); one of a type that takes none (IoT things) when its name starts
+    with harness-RUNID-. Exit status 1 when some could not be listed, judged or deleted.
+    """
     from harness.fuzz import FuzzSession, SafetyPolicy, sweep
 
     SafetyPolicy("aws", run_id=run_id)  # validates the run id before anything is listed
@@ -370,8 +374,14 @@ def sweep_command(run_id: str, endpoint: str, region: str | None, profile: str |
         credentials = None
         if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
             credentials = _EMULATOR_CREDENTIALS
+        # Against AWS the sweep keeps to the model's quotas: it reads the tags of every
+        # resource of the seed types, which can be thousands of calls.
         session = FuzzSession(
-            endpoint_url=url, region=region, profile=profile, credentials=credentials
+            endpoint_url=url,
+            region=region,
+            profile=profile,
+            credentials=credentials,
+            quotas=endpoint == "aws",
         )
         with session:
             deleted, failed = sweep(session, run_id)

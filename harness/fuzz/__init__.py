@@ -35,7 +35,7 @@ from harness.fuzz._report import (
     write_baseline,
     write_junit,
 )
-from harness.fuzz._resources import Cleanup, sweep
+from harness.fuzz._resources import Cleanup
 from harness.fuzz._runner import (
     SEED_OPERATIONS,
     FuzzConfig,
@@ -54,6 +54,7 @@ from harness.fuzz._session import FuzzSession
 from harness.fuzz._sigv4 import SigV4Auth
 from harness.fuzz._stateful import machines_for, run_machines
 from harness.fuzz._strategies import valid_params, valid_values
+from harness.fuzz._sweep import sweep
 from harness.fuzz._violations import CHECKS, Violation, boto3_snippet
 
 __all__ = [

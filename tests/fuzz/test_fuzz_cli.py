@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
-from botocore.config import Config
 
 from harness.cli import main
 from harness.emulator import EmulatorSettings, EmulatorThread
@@ -256,68 +254,6 @@ class TestSafety:
         )
         assert code == 130  # interrupted
         assert len(iot_state(harness_emulator).things) == 0
-
-
-def test_sweep_deletes_only_the_runs_leftovers(
-    harness_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = harness_emulator.url
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="x",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-
-    iot, gg, proton = client("iot"), client("greengrassv2"), client("proton")
-    wireless, ota = client("iotwireless"), client("iot-managed-integrations")
-    for prefix in (PREFIX, "other-"):
-        iot.create_thing(thingName=f"{prefix}thing")
-        iot.create_thing_group(thingGroupName=f"{prefix}group")
-        iot.create_package(packageName=f"{prefix}pkg")
-        iot.create_package_version(packageName=f"{prefix}pkg", versionName="1.0")
-        gg.create_deployment(
-            targetArn=f"arn:aws:iot:us-east-1:123456789012:thing/{prefix}t",
-            deploymentName=f"{prefix}d",
-        )
-        proton.create_environment_template(name=f"{prefix}tpl")
-        proton.create_environment_template_version(
-            templateName=f"{prefix}tpl", source={"s3": {"bucket": "bkt", "key": "k"}}
-        )
-        wireless.create_fuota_task(
-            Name=f"{prefix}f",
-            FirmwareUpdateImage="s3://b/f",
-            FirmwareUpdateRole="arn:aws:iam::123456789012:role/r",
-        )
-    iot.create_thing_group(thingGroupName=f"{PREFIX}child", parentGroupName=f"{PREFIX}group")
-    ota.create_ota_task(S3Url="s3://b/f", OtaType="ONE_TIME", Tags={RUN_TAG: RUN})
-    kept = ota.create_ota_task(S3Url="s3://b/f", OtaType="ONE_TIME", Tags={RUN_TAG: "otherrun"})[
-        "TaskId"
-    ]
-
-    code, out, _ = run(capsys, "sweep", "--run-id", RUN, "--endpoint", url)
-    assert code == 0, out
-    assert "10 deleted, 0 failed" in out
-    assert [t["thingName"] for t in iot.list_things()["things"]] == ["other-thing"]
-    assert [g["groupName"] for g in iot.list_thing_groups()["thingGroups"]] == ["other-group"]
-    assert [p["packageName"] for p in iot.list_packages()["packageSummaries"]] == ["other-pkg"]
-    assert [
-        d["deploymentName"] for d in gg.list_deployments(historyFilter="ALL")["deployments"]
-    ] == ["other-d"]
-    assert [t["name"] for t in proton.list_environment_templates()["templates"]] == ["other-tpl"]
-    assert [t["Name"] for t in wireless.list_fuota_tasks()["FuotaTaskList"]] == ["other-f"]
-    assert [t["TaskId"] for t in ota.list_ota_tasks()["Tasks"]] == [kept]
-    # Nothing left: a second sweep deletes nothing and succeeds.
-    assert (
-        run(capsys, "sweep", "--run-id", RUN, "--endpoint", url)[1]
-        .strip()
-        .endswith("0 deleted, 0 failed")
-    )
-    assert run(capsys, "sweep", "--run-id", "Bad Id", "--endpoint", url)[0] == 2
 
 
 def test_the_raw_body_comes_back(harness_emulator: EmulatorThread) -> None:

@@ -88,6 +88,7 @@ class ThingGroup:
     version: int = 1
     children: Table[str, ThingGroup] = field(default_factory=Table)
     things: Table[str, Thing] = field(default_factory=Table)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def lineage(self) -> list[ThingGroup]:
         """The ancestors, root first (at most the hierarchy depth, so cheap)."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.emulator._context import handler
 from harness.emulator._state import Page, Table
+from harness.emulator._tagging import request_tags, resource_by_arn, tag_resolver
 from harness.emulator.services.iot import (
     MAX_GROUP_DEPTH,
     MAX_GROUPS_PER_THING,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from harness.emulator._context import Context
+    from harness.emulator._tagging import Taggable
 
 __all__: list[str] = []
 
@@ -173,9 +175,15 @@ def create_thing_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = ThingGroup(
         name, ctx.new_id(), ctx.arn(f"thinggroup/{name}"), parent, description, attributes, ctx.now
     )
+    group.tags = request_tags(ctx, params)
     state.groups.put(name, group)
     (parent.children if parent is not None else state.roots).put(name, group)
     return _created(group)
+
+
+@tag_resolver("iot")
+def _tagged_group(ctx: Context, arn: str) -> Taggable | None:
+    return resource_by_arn(ctx, arn, "thinggroup/", state_of(ctx).groups.get, "ThingGroup")
 
 
 @handler("iot", "DescribeThingGroup")

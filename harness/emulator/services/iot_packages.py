@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness.emulator._context import handler
 from harness.emulator._state import Table
+from harness.emulator._tagging import request_tags, resource_by_arn, tag_resolver
 
 if TYPE_CHECKING:
     from harness.emulator._context import Context
+    from harness.emulator._tagging import Taggable
 
 __all__ = ["Package", "PackageCatalog", "PackageVersion"]
 
@@ -51,6 +53,7 @@ class PackageVersion:
     attributes: dict[str, str] = field(default_factory=dict)
     artifact: dict[str, Any] | None = None
     recipe: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -66,6 +69,7 @@ class Package:
     versions: Table[str, PackageVersion] = field(default_factory=Table)
     # One table per status keeps ListPackageVersions(status=...) O(page).
     by_status: dict[str, Table[str, PackageVersion]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def file(self, version: PackageVersion, status: str) -> None:
         """Move ``version`` to ``status`` in the status index."""
@@ -119,6 +123,20 @@ def _some(**members: Any) -> dict[str, Any]:
     return {k: v for k, v in members.items() if v is not None}
 
 
+@tag_resolver("iot")
+def _tagged_package(ctx: Context, arn: str) -> Taggable | None:
+    """A package (``package/NAME``) or a version (``package/NAME/version/VERSION``)."""
+
+    def lookup(rest: str) -> Taggable | None:
+        name, _, version = rest.partition("/version/")
+        package = _catalog(ctx).packages.get(name)
+        if package is None or not version:
+            return package
+        return package.versions.get(version)
+
+    return resource_by_arn(ctx, arn, "package/", lookup, "Package")
+
+
 @handler("iot", "CreatePackage")
 def create_package(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """Create a package; an existing name is a ConflictException."""
@@ -127,6 +145,7 @@ def create_package(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if name in packages:
         ctx.fail("ConflictException", f"Package {name} already exists", resourceId=name)
     package = Package(name, ctx.arn(f"package/{name}"), ctx.now, ctx.now, params.get("description"))
+    package.tags = request_tags(ctx, params)
     packages.put(name, package)
     return _some(packageName=name, packageArn=package.arn, description=package.description)
 
@@ -228,6 +247,7 @@ def create_package_version(ctx: Context, params: dict[str, Any]) -> dict[str, An
         attributes=attributes,
         artifact=params.get("artifact"),
         recipe=params.get("recipe"),
+        tags=request_tags(ctx, params),
     )
     package.versions.put(name, version)
     package.by_status.setdefault("DRAFT", Table()).put(name, version)

@@ -35,6 +35,7 @@ from typing import Any
 from harness.emulator._context import Context, handler, service_state
 from harness.emulator._generic import GenericState
 from harness.emulator._state import Table
+from harness.emulator._tagging import Taggable, request_tags, resource_by_arn, tag_resolver
 
 __all__ = ["EnvironmentTemplate", "ProtonState", "TemplateVersion"]
 
@@ -57,7 +58,7 @@ class TemplateVersion:
     status: str = _IN_PROGRESS
     description: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
-    tags: list[dict[str, str]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class EnvironmentTemplate:
     last_minor: dict[int, int] = field(default_factory=dict)
     recommended_minor: dict[int, int] = field(default_factory=dict)
     recommended: tuple[int, int] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
     def describe(self, summary: bool = False) -> dict[str, Any]:
         """The ``EnvironmentTemplate`` structure, or with ``summary`` its summary."""
@@ -172,6 +174,23 @@ def _version(ctx: Context, params: dict[str, Any]) -> tuple[EnvironmentTemplate,
     return template, _settle(ctx, found)
 
 
+@tag_resolver(_SERVICE)
+def _tagged(ctx: Context, arn: str) -> Taggable | None:
+    """A template (``environment-template/NAME``) or a version (``...NAME:MAJOR.MINOR``)."""
+
+    def lookup(rest: str) -> Taggable | None:
+        name, _, number = rest.partition(":")
+        template = _state(ctx).templates.get(name)
+        if template is None or not number:
+            return template
+        major, _, minor = number.partition(".")
+        if not (major.isdigit() and minor.isdigit()):
+            return None
+        return template.versions.get((int(major), int(minor)))
+
+    return resource_by_arn(ctx, arn, "environment-template/", lookup, "EnvironmentTemplate")
+
+
 # ------------------------------------------------------------------------------ templates
 @handler(_SERVICE, "CreateEnvironmentTemplate")
 def create_environment_template(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +207,8 @@ def create_environment_template(ctx: Context, params: dict[str, Any]) -> dict[st
         arn=ctx.arn(f"environment-template/{name}"),
         created=ctx.now,
         modified=ctx.now,
-        params={k: v for k, v in params.items() if k != "name" and v is not None},
+        params={k: v for k, v in params.items() if k not in ("name", "tags") and v is not None},
+        tags=request_tags(ctx, params),
     )
     state.templates.put(name, template)
     return {"environmentTemplate": template.describe()}
@@ -279,7 +299,7 @@ def create_environment_template_version(ctx: Context, params: dict[str, Any]) ->
         modified=ctx.now,
         description=params.get("description"),
         source=params["source"],
-        tags=params.get("tags") or [],
+        tags=request_tags(ctx, params),
     )
     template.versions.put((major, minor), version)
     _state(ctx).version_count += 1
