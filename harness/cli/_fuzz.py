@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from harness.cli._extras import require_extra
 from harness.cli._target import resolve_endpoint
 from harness.errors import InvalidArgument
 from harness.model import SEED_SERVICES, load_service
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from harness.fuzz import FuzzReport, Violation
 
 # harness.fuzz (Hypothesis, Schemathesis: most of a second) is imported by the two commands
-# when they run, not when the CLI starts: every other command would pay for it.
+# when they run, not when the CLI starts: every other command would pay for it, and would
+# need the fuzz extra (require_extra says what to install when it is missing).
 
 __all__ = ["fuzz", "sweep_command"]
 
@@ -286,6 +288,7 @@ def fuzz(
     shrunk input, the answer and a boto3 snippet that reproduces it. Exit status 1 when a
     violation is not in the --baseline.
     """
+    require_extra("fuzz", "harness fuzz")
     from harness.fuzz import (
         FuzzConfig,
         FuzzReport,
@@ -364,6 +367,7 @@ def sweep_command(run_id: str, endpoint: str, region: str | None, profile: str |
     (its name does not matter); one of a type that takes none (IoT things) when its name starts
     with harness-RUNID-. Exit status 1 when some could not be listed, judged or deleted.
     """
+    require_extra("fuzz", "harness sweep")
     from harness.fuzz import FuzzSession, SafetyPolicy, sweep
 
     SafetyPolicy("aws", run_id=run_id)  # validates the run id before anything is listed

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import orjson
 
+from harness.cli._extras import require_extra
 from harness.errors import InvalidArgument
 from harness.model import (
     ServiceModel,
@@ -241,8 +242,9 @@ def openapi(service: str, out: Path | None, operations: tuple[str, ...]) -> None
     emulator accepts; to call AWS, rewrite them to POST / with X-Amz-Target (harness.fuzz's
     SigV4Auth does) before signing.
     """
-    # Imported here: harness.fuzz loads Hypothesis and Schemathesis, which `harness --help`
-    # and every other command should not pay for.
+    # Imported here: harness.fuzz loads Hypothesis and Schemathesis (the fuzz extra), which
+    # `harness --help` and every other command should neither pay for nor need.
+    require_extra("fuzz", "harness specs openapi")
     from harness.fuzz import openapi_document
 
     document = openapi_document(service, operations=operations or None)
