@@ -27,7 +27,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.fuzz._resources import GONE, Teardown, delete
-from harness.fuzz._safety import RUN_TAG
+from harness.fuzz._safety import RUN_TAG, SafetyPolicy
 from harness.model import load_service
 
 if TYPE_CHECKING:
@@ -353,7 +353,7 @@ class _Sweep:
 
     @property
     def prefix(self) -> str:
-        return f"harness-{self.run_id}-"
+        return SafetyPolicy(run_id=self.run_id).prefix
 
     def collect(self, kind: SweptType, scope: dict[str, Any]) -> None:
         """Remember every resource of ``kind`` (within ``scope``) that is the run's."""
