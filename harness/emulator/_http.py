@@ -10,6 +10,12 @@ It speaks the HTTP/1.1 the SDKs use: ``Content-Length`` and ``chunked`` request 
 ``Expect: 100-continue``, keep-alive and pipelining, ``Connection: close``, HTTP/1.0. What it
 cannot read gets a 400 (oversized headers a 400, an oversized body a 413) and the connection is
 closed; nothing a client sends can crash it.
+
+Nothing a client holds open is unbounded either (:class:`Limits`): connections are capped (at
+the cap the connection waiting longest without an answer in progress makes room), a request
+head must arrive within a timeout and a body must keep arriving (slow clients get a 408), idle
+kept-alive connections close, and the bytes of incomplete requests are capped over all
+connections (503 past it). A connection dropped by its client cancels its answers in progress.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
@@ -49,7 +56,6 @@ if TYPE_CHECKING:
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 64  # pipelined requests in progress per connection before it stops reading
-_IDLE_SWEEP_TICKS = 10  # look for idle keep-alive connections every this many seconds
 
 
 def _status_line(status: int) -> str:
@@ -64,17 +70,21 @@ _STATUS_LINES = {int(s): _status_line(int(s)) for s in HTTPStatus}
 
 
 class _Clock:
-    """The ``Date`` header line, refreshed once a second, and a tick count for idle timeouts."""
+    """The ``Date`` header line and the loop time, refreshed every tick of the timeout sweep.
 
-    __slots__ = ("date", "tick")
+    Connections stamp their activity with :attr:`now` instead of asking the loop for the time
+    on every read: the timeouts only need the precision of a tick.
+    """
 
-    def __init__(self) -> None:
-        self.tick = 0
+    __slots__ = ("date", "now")
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
         self.date = ""
-        self.refresh()
+        self.refresh(now)
 
-    def refresh(self) -> None:
-        self.tick += 1
+    def refresh(self, now: float) -> None:
+        self.now = now
         self.date = f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
 
 
@@ -92,11 +102,14 @@ class _Connection(asyncio.Protocol):
     """One client connection: reads requests, answers them in order."""
 
     __slots__ = (
+        "_begun",
         "_buf",
         "_chunks",
         "_closing",
         "_continued",
+        "_fresh",
         "_head",
+        "_held",
         "_last",
         "_out",
         "_parts",
@@ -119,20 +132,40 @@ class _Connection(asyncio.Protocol):
         self._out: list[bytes] = []  # ready responses to write at the end of data_received
         self._closing = False  # no more requests are read; close once the queue is written
         self._paused = 0  # reasons reading is paused: 1 = transport buffer full, 2 = queue full
-        self._last = server.clock.tick
+        # Timeouts: when data last came, when the request being read began (for a connection
+        # that has not sent a whole request yet: when it opened).
+        self._last = self._begun = server.clock.now
+        self._fresh = True  # no request read yet
+        self._held = 0  # bytes of an incomplete request counted in the server's buffered total
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but have its methods.
         self._transport = cast("asyncio.Transport", transport)
-        self._server.connections.add(self)
+        server = self._server
+        if len(server.connections) >= server.limits.max_connections and not server.make_room():
+            # Every connection has an answer in progress: this one cannot be served now.
+            self._closing = True
+            message = f"the emulator is at its limit of {server.limits.max_connections} connections"
+            self._transport.write(self._render(_error_response(503, message), None))
+            self._transport.close()
+            return
+        server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._closing = True
+        self._release()
         self._server.forget(self)
-        # Tasks still running finish (their side effects, like idempotency records, must
-        # complete); their responses are dropped.
+        # Nobody will read the answers still being produced: cancel them (an injected latency
+        # still sleeping), so that their requests never happened and their client tokens are
+        # free for a retry. A handler never runs partly: it runs after the sleep, at once. The
+        # cancel is scheduled, not immediate: a task created in this same loop iteration has
+        # not started yet, and cancelling it now would skip the cleanup in its body.
+        loop = asyncio.get_running_loop() if self._queue else None
+        for item in self._queue:
+            if isinstance(item, _Pending) and loop is not None:
+                loop.call_soon(item.task.cancel)
 
     def eof_received(self) -> bool:
         self._closing = True
@@ -148,7 +181,10 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        self._last = self._server.clock.tick
+        now = self._server.clock.now
+        if not self._buf and self._head is None and not self._fresh:
+            self._begun = now  # the first byte of a request
+        self._last = now
         buf: bytes | bytearray
         if self._buf:
             self._buf += data
@@ -169,7 +205,30 @@ class _Connection(asyncio.Protocol):
             self._buf = b""
         elif pos or buf is data:
             self._buf = bytearray(memoryview(buf)[pos:])
+        if len(self._buf) != self._held:
+            self._hold()
         self._flush()
+
+    def _hold(self) -> None:
+        """Count the incomplete request's bytes in the server's total; reject it past the cap."""
+        server = self._server
+        held = len(self._buf)
+        server.buffered += held - self._held
+        self._held = held
+        if held and server.buffered > server.limits.max_buffered:
+            self._release()
+            self._reject(
+                BadRequest(503, "the emulator holds too many incomplete requests; retry later")
+            )
+
+    def _release(self) -> None:
+        """Free the incomplete request (its memory and its share of the server's total)."""
+        self._buf = b""
+        self._head = None
+        self._chunks[:] = [0, 0]
+        self._parts = []
+        self._server.buffered -= self._held
+        self._held = 0
 
     def _flush(self) -> None:
         """Write the responses made ready by the data just received, in one write."""
@@ -215,6 +274,7 @@ class _Connection(asyncio.Protocol):
                 body = bytes(buf[pos : pos + size]) if size else b""
                 pos += size
             self._head = None
+            self._fresh = False
             self._dispatch(head, body)
         return pos
 
@@ -315,13 +375,65 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()  # writes what is buffered first
 
-    def idle_since(self) -> int | None:
-        """The clock tick of the last data received, or ``None`` while answers are pending."""
-        return None if self._queue else self._last
+    def waiting_since(self) -> float | None:
+        """Since when this connection has waited for its client (``None``: answers in progress).
+
+        The start of the request being read, or of the connection before its first request;
+        for an idle kept-alive connection, the end of its last request.
+        """
+        if self._queue or self._transport is None:
+            return None
+        if self._buf or self._head is not None or self._fresh:
+            return self._begun
+        return self._last
+
+    def expire(self, now: float, limits: Limits) -> None:
+        """Close this connection if its client has been too slow (see :class:`Limits`)."""
+        transport = self._transport
+        if transport is None or self._queue:
+            return  # answers in progress take as long as they take (latency is bounded)
+        if self._closing or self._paused & 1:
+            # Answers written but not read: a client that stopped reading holds the buffer.
+            if now - self._last > limits.idle_timeout:
+                self._release()
+                transport.abort()
+            return
+        if self._head is not None:
+            if now - self._last > limits.header_timeout:
+                self.timeout(f"no part of the request body came for {limits.header_timeout:g} s")
+        elif self._buf:
+            if now - self._begun > limits.header_timeout:
+                self.timeout(f"the request head took longer than {limits.header_timeout:g} s")
+        elif self._fresh:
+            if now - self._begun > limits.header_timeout:
+                self.shut()  # connected but sent nothing
+        elif now - self._last > limits.idle_timeout:
+            self.shut()
+
+    def timeout(self, message: str) -> None:
+        """Answer the request being read with a 408 and close (a client too slow to send it)."""
+        self._release()
+        self._reject(BadRequest(408, message))
+        self._flush()
+
+    def evict(self, max_connections: int) -> None:
+        """Close to make room for a new connection (the server is at its connection cap)."""
+        if self._closing and self._transport is not None:
+            self._release()
+            self._transport.abort()  # answered, but its client does not read the answer
+        elif self._buf or self._head is not None:
+            self._release()
+            self._reject(
+                BadRequest(503, f"the emulator is at its limit of {max_connections} connections")
+            )
+            self._flush()
+        else:
+            self.shut()
 
     def shut(self) -> None:
-        """Close at once (server shutdown)."""
+        """Close at once (server shutdown, an idle connection)."""
         self._closing = True
+        self._release()
         self._close()
 
 
@@ -359,21 +471,15 @@ class HttpServer:
 
     :param app: called with ``(method, raw path, raw query string, headers, body)`` for every
         request; returns ``(status, headers, body)`` or a coroutine producing it
-    :param limits: header and body size limits
-    :param keepalive_timeout: seconds an idle connection stays open
+    :param limits: sizes, timeouts and the connection cap
     """
 
-    def __init__(
-        self,
-        app: App,
-        limits: Limits | None = None,
-        keepalive_timeout: float = 75.0,
-    ) -> None:
+    def __init__(self, app: App, limits: Limits | None = None) -> None:
         self.app = app
         self.limits = limits or Limits()
-        self.keepalive_timeout = keepalive_timeout
         self.clock = _Clock()
         self.connections: set[_Connection] = set()
+        self.buffered = 0  # bytes of incomplete requests held over all connections
         self.tasks: set[asyncio.Task[Response]] = set()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.TimerHandle | None = None
@@ -385,21 +491,40 @@ class HttpServer:
         :raises OSError: when the address cannot be bound
         """
         loop = asyncio.get_running_loop()
+        self.clock.refresh(loop.time())
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024)
         self._tick()
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     def _tick(self) -> None:
-        clock = self.clock
-        clock.refresh()
-        if clock.tick % _IDLE_SWEEP_TICKS == 0:
-            limit = clock.tick - self.keepalive_timeout
-            for conn in list(self.connections):
-                last = conn.idle_since()
-                if last is not None and last < limit:
-                    conn.shut()
-        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.clock.refresh(now)
+        limits = self.limits
+        for conn in list(self.connections):
+            conn.expire(now, limits)
+        # A quarter of the shortest timeout: a slow client is closed at most 25% late.
+        period = min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4)
+        self._ticker = loop.call_later(max(period, 0.01), self._tick)
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for its client; ``False`` if none can go.
+
+        Called at the connection cap: a client holding connections open without completing
+        requests (or a pool of idle ones) cannot lock out a new client.
+        """
+        oldest: _Connection | None = None
+        since = math.inf
+        for conn in self.connections:
+            waiting = conn.waiting_since()
+            if waiting is not None and waiting < since:
+                oldest, since = conn, waiting
+        if oldest is None:
+            return False
+        oldest.evict(self.limits.max_connections)
+        self.connections.discard(oldest)  # closing: no longer counts against the cap
+        return True
 
     def forget(self, conn: _Connection) -> None:
         """Called by a connection once it is closed."""
@@ -415,6 +540,7 @@ class HttpServer:
         if self._server is None:
             return
         self._server.close()
+        await asyncio.sleep(0)  # tasks created in the current iteration start (see connection_lost)
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
