@@ -24,6 +24,7 @@ import asyncio
 import email.utils
 import logging
 import math
+import time
 from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
@@ -70,22 +71,22 @@ _STATUS_LINES = {int(s): _status_line(int(s)) for s in HTTPStatus}
 
 
 class _Clock:
-    """The ``Date`` header line and the loop time, refreshed every tick of the timeout sweep.
+    """The ``Date`` header line, refreshed every tick of the timeout sweep."""
 
-    Connections stamp their activity with :attr:`now` instead of asking the loop for the time
-    on every read: the timeouts only need the precision of a tick.
-    """
+    __slots__ = ("date",)
 
-    __slots__ = ("date", "now")
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
+    def __init__(self) -> None:
         self.date = ""
-        self.refresh(now)
+        self.refresh()
 
-    def refresh(self, now: float) -> None:
-        self.now = now
+    def refresh(self) -> None:
         self.date = f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+
+
+# Connection stamps and the timeout sweep read time.monotonic() (~50 ns): the loop's own clock
+# is the same one under asyncio, but uvloop's is cached per iteration, and asking for the
+# running loop costs more than the clock.
+_now = time.monotonic
 
 
 class _Pending:
@@ -110,6 +111,7 @@ class _Connection(asyncio.Protocol):
         "_fresh",
         "_head",
         "_held",
+        "_held_head",
         "_last",
         "_out",
         "_parts",
@@ -134,9 +136,10 @@ class _Connection(asyncio.Protocol):
         self._paused = 0  # reasons reading is paused: 1 = transport buffer full, 2 = queue full
         # Timeouts: when data last came, when the request being read began (for a connection
         # that has not sent a whole request yet: when it opened).
-        self._last = self._begun = server.clock.now
+        self._last = self._begun = _now()
         self._fresh = True  # no request read yet
-        self._held = 0  # bytes of an incomplete request counted in the server's buffered total
+        # Bytes of an incomplete request counted in the server's totals (all, and heads).
+        self._held = self._held_head = 0
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,7 +184,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        now = self._server.clock.now
+        now = _now()
         if not self._buf and self._head is None and not self._fresh:
             self._begun = now  # the first byte of a request
         self._last = now
@@ -205,17 +208,23 @@ class _Connection(asyncio.Protocol):
             self._buf = b""
         elif pos or buf is data:
             self._buf = bytearray(memoryview(buf)[pos:])
-        if len(self._buf) != self._held:
+        if self._buf or self._held:
             self._hold()
         self._flush()
 
     def _hold(self) -> None:
-        """Count the incomplete request's bytes in the server's total; reject it past the cap."""
+        """Count the incomplete request's bytes in the server's totals; reject it past a cap."""
         server = self._server
         held = len(self._buf)
+        head = held if self._head is None else 0
         server.buffered += held - self._held
-        self._held = held
-        if held and server.buffered > server.limits.max_buffered:
+        server.buffered_heads += head - self._held_head
+        self._held, self._held_head = held, head
+        limits = server.limits
+        if held and (
+            server.buffered > limits.max_buffered
+            or server.buffered_heads > limits.max_buffered_heads
+        ):
             self._release()
             self._reject(
                 BadRequest(503, "the emulator holds too many incomplete requests; retry later")
@@ -228,7 +237,8 @@ class _Connection(asyncio.Protocol):
         self._chunks[:] = [0, 0]
         self._parts = []
         self._server.buffered -= self._held
-        self._held = 0
+        self._server.buffered_heads -= self._held_head
+        self._held = self._held_head = 0
 
     def _flush(self) -> None:
         """Write the responses made ready by the data just received, in one write."""
@@ -462,8 +472,22 @@ def _task_result(item: _Pending) -> Response:
     return task.result()
 
 
+#: Error codes of the answers the server gives itself, named like AWS's (botocore reads the
+#: code from ``x-amzn-ErrorType`` for rest-json and from ``__type`` for json).
+_ERROR_CODES = {
+    400: "BadRequestException",
+    408: "RequestTimeoutException",
+    413: "RequestEntityTooLargeException",
+    500: "InternalFailure",
+    503: "ServiceUnavailableException",
+    505: "HttpVersionNotSupportedException",
+}
+
+
 def _error_response(status: int, message: str) -> Response:
-    return status, {"Content-Type": "application/json"}, orjson.dumps({"message": message})
+    code = _ERROR_CODES.get(status, "BadRequestException")
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+    return status, headers, orjson.dumps({"__type": code, "message": message})
 
 
 class HttpServer:
@@ -480,6 +504,7 @@ class HttpServer:
         self.clock = _Clock()
         self.connections: set[_Connection] = set()
         self.buffered = 0  # bytes of incomplete requests held over all connections
+        self.buffered_heads = 0  # of which incomplete heads
         self.tasks: set[asyncio.Task[Response]] = set()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.TimerHandle | None = None
@@ -491,22 +516,30 @@ class HttpServer:
         :raises OSError: when the address cannot be bound
         """
         loop = asyncio.get_running_loop()
-        self.clock.refresh(loop.time())
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024)
         self._tick()
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        self.clock.refresh(now)
+        self.clock.refresh()
+        now = _now()
         limits = self.limits
         for conn in list(self.connections):
             conn.expire(now, limits)
         # A quarter of the shortest timeout: a slow client is closed at most 25% late.
         period = min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4)
-        self._ticker = loop.call_later(max(period, 0.01), self._tick)
+        self._ticker = asyncio.get_running_loop().call_later(max(period, 0.01), self._tick)
+
+    def stats(self) -> dict[str, int]:
+        """Open connections and the bytes of incomplete requests held, with their caps."""
+        limits = self.limits
+        return {
+            "connections": len(self.connections),
+            "max_connections": limits.max_connections,
+            "buffered_bytes": self.buffered,
+            "buffered_head_bytes": self.buffered_heads,
+        }
 
     def make_room(self) -> bool:
         """Close the connection that has waited longest for its client; ``False`` if none can go.

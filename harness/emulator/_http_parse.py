@@ -149,8 +149,12 @@ class Limits:
         slower requests get a 408 and their connection is closed
     :param idle_timeout: seconds a kept-alive connection stays open without a request (and a
         client that does not read its answers keeps its connection)
-    :param max_buffered: bytes of incomplete requests held over all connections; a connection
-        that would exceed it gets a 503 and is closed (default: 64 MiB or twice ``max_body``)
+    :param max_buffered: bytes of incomplete requests (heads and bodies) held over all
+        connections; a connection that would exceed it gets a 503 and is closed (default: 64 MiB
+        or twice ``max_body``)
+    :param max_buffered_heads: bytes of incomplete request heads held over all connections
+        (503 past it): a head an SDK sends arrives whole, so only slow or huge heads are held,
+        and 300 of them cannot hold more than this
     :raises InvalidArgument: naming a value out of range
     """
 
@@ -160,12 +164,14 @@ class Limits:
     header_timeout: float = 10.0
     idle_timeout: float = 75.0
     max_buffered: int = 0
+    max_buffered_heads: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _count("max_head", self.max_head, 1024)
         _count("max_body", self.max_body, 0)
         _count("max_connections", self.max_connections, 1)
         _count("max_buffered", self.max_buffered, 0)
+        _count("max_buffered_heads", self.max_buffered_heads, self.max_head)
         object.__setattr__(
             self, "header_timeout", _seconds("header_timeout", self.header_timeout, 3600)
         )

@@ -98,12 +98,14 @@ def admin(
     body: bytes,
     headers: Mapping[str, str] | None = None,
     origins: frozenset[str] = frozenset(),
+    server: HttpServer | None = None,
 ) -> Response:
     """Answer a request to the admin API (``path`` starts with ``/_harness/``).
 
     :param headers: the request headers, checked by :func:`admin_guard` (none: no header, so
         only GET and HEAD calls pass)
     :param origins: the emulator's own origins (:func:`own_origins`)
+    :param server: the HTTP server, whose connections and buffered bytes the stats show
     """
     refused = admin_guard(method, headers or {}, origins)
     if refused is not None:
@@ -112,7 +114,10 @@ def admin(
     if action == ("GET", "health"):
         return _json(200, {"status": "ok"})
     if action == ("GET", "stats"):
-        return _json(200, core.stats())
+        stats = core.stats()
+        if server is not None:
+            stats["http"] = server.stats()
+        return _json(200, stats)
     if action == ("POST", "reset"):
         core.reset()
         return _json(200, {"reset": True})
@@ -218,7 +223,7 @@ class Emulator:
     ) -> Response | Coroutine[Any, Any, Response]:
         """The application behind the fast HTTP server."""
         if path.startswith("/_harness/"):
-            return admin(self.core, method, path, body, headers, self.origins)
+            return admin(self.core, method, path, body, headers, self.origins, self._server)
         parsed = Query(query) if query else _NO_QUERY
         return self.core.respond(method, path, parsed, parsed.getall, headers, body)
 
