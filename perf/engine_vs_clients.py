@@ -536,7 +536,9 @@ class Options:
 
 def reset_emulator(url: str) -> None:
     """``POST /_harness/reset``: every approach starts with an empty emulator."""
-    request = urllib.request.Request(f"{url}/_harness/reset", data=b"", method="POST")
+    request = urllib.request.Request(
+        f"{url}/_harness/reset", data=b"", method="POST", headers={"X-Harness-Admin": "1"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
 

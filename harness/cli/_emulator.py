@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import click
 
-from harness.emulator import EmulatorSettings, parse_latency, serve
+from harness.emulator import EmulatorSettings, Limits, parse_latency, serve
 from harness.errors import InvalidArgument
 
 __all__ = ["emulator"]
+
+DEFAULT_LIMITS = Limits()
+_FLAGS = {"proton_registration_delay": "proton-delay", "latency": "latency-ms"}
+
+
+def _flag_message(message: str) -> str:
+    """``"header_timeout=inf: expected ..."`` as ``"--header-timeout inf: expected ..."``.
+
+    The settings name their fields (as the admin API takes them); the user typed the flag.
+    """
+    name, sep, rest = message.partition("=")
+    if not sep or " " in name:
+        name, sep, rest = message.partition(" ")
+    flag = _FLAGS.get(name, name.replace("_", "-"))
+    return f"--{flag} {rest}" if sep and flag.replace("-", "").isalpha() else message
 
 
 @click.command()
@@ -44,6 +59,33 @@ __all__ = ["emulator"]
     type=float,
     help="Seconds a Proton template version stays REGISTRATION_IN_PROGRESS.",
 )
+@click.option(
+    "--max-connections",
+    type=int,
+    default=None,
+    help="Connections open at once (default: the descriptor limit minus 64, at most 4096).",
+)
+@click.option(
+    "--header-timeout",
+    type=float,
+    default=DEFAULT_LIMITS.header_timeout,
+    show_default=True,
+    help="Seconds a request head may take to arrive; also the longest pause within a body.",
+)
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=DEFAULT_LIMITS.idle_timeout,
+    show_default=True,
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--max-body",
+    type=int,
+    default=DEFAULT_LIMITS.max_body,
+    show_default=True,
+    help="Largest request body in bytes (larger: 413).",
+)
 def emulator(
     host: str,
     port: int,
@@ -52,19 +94,33 @@ def emulator(
     latency_ms: str,
     seed: int | None,
     proton_delay: float,
+    max_connections: int | None,
+    header_timeout: float,
+    idle_timeout: float,
+    max_body: int,
 ) -> None:
     """Serve IoT, Greengrass V2, IoT Wireless, Proton and managed integrations on one port.
 
     Point any SDK at it with an endpoint URL. Prints "listening on http://HOST:PORT" once
-    ready; SIGINT or SIGTERM stops it. Settings can change at run time: PUT /_harness/config.
+    ready; SIGINT or SIGTERM stops it. Settings can change at run time: PUT /_harness/config
+    with the header "X-Harness-Admin: 1".
     """
     if port < 0 or port > 65535:
         raise InvalidArgument(f"--port {port}: expected 0..65535")
-    settings = EmulatorSettings(
-        throttle="aws" if throttle == "aws" else "off",
-        fault_rate=fault_rate,
-        latency_ms=parse_latency(latency_ms),
-        seed=seed,
-        proton_registration_delay=proton_delay,
-    )
-    serve(host, port, settings, lambda line: click.echo(line, nl=True))
+    try:
+        settings = EmulatorSettings(
+            throttle="aws" if throttle == "aws" else "off",
+            fault_rate=fault_rate,
+            latency_ms=parse_latency(latency_ms),
+            seed=seed,
+            proton_registration_delay=proton_delay,
+        )
+        limits = Limits(
+            header_timeout=header_timeout,
+            idle_timeout=idle_timeout,
+            max_body=max_body,
+            **({} if max_connections is None else {"max_connections": max_connections}),
+        )
+    except InvalidArgument as exc:
+        raise InvalidArgument(_flag_message(str(exc))) from None
+    serve(host, port, settings, lambda line: click.echo(line, nl=True), limits)

@@ -10,15 +10,18 @@ This package imports only :mod:`harness.model` and the base modules.
 from __future__ import annotations
 
 from harness.emulator._core import DEFAULT_ACCOUNT, EmulatorCore
-from harness.emulator._server import Emulator, EmulatorThread, serve
+from harness.emulator._http import Limits
+from harness.emulator._server import ADMIN_HEADER, Emulator, EmulatorThread, serve
 from harness.emulator._settings import EmulatorSettings, parse_latency
 
 __all__ = [
+    "ADMIN_HEADER",
     "DEFAULT_ACCOUNT",
     "Emulator",
     "EmulatorCore",
     "EmulatorSettings",
     "EmulatorThread",
+    "Limits",
     "parse_latency",
     "serve",
 ]

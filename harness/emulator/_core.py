@@ -30,7 +30,12 @@ from harness.emulator._context import (
 from harness.emulator._generic import GenericState, generic_handler
 from harness.emulator._router import RouteError, Router, parse_credentials
 from harness.emulator._settings import EmulatorSettings
-from harness.emulator._state import IdempotencyCache, TokenCodec, params_digest
+from harness.emulator._state import (
+    IdempotencyCache,
+    IdempotencyEntry,
+    TokenCodec,
+    params_digest,
+)
 from harness.emulator._wire import WireError, encode_error
 from harness.model import SEED_SERVICES, example_value, format_issues, load_service
 
@@ -96,6 +101,9 @@ class _Context(Context):
     new_id = staticmethod(_fast_uuid4)
 
 
+_Token = tuple[tuple[str, str, str, str], IdempotencyEntry]  # a client token in flight: key, entry
+
+
 @dataclass(slots=True)
 class _Delayed:
     """A request that passed the checks and waits for its injected latency before its handler."""
@@ -105,8 +113,7 @@ class _Delayed:
     account: str
     region: str
     params: dict[str, Any]
-    token_key: tuple[str, str, str, str] | None
-    now: float
+    token: _Token | None
 
 
 @dataclass(slots=True)
@@ -314,7 +321,7 @@ class EmulatorCore:
         if settings.fault_rate and self._rng.random() < settings.fault_rate:
             stats.faults += 1
             return self._fault(model, op)
-        token_key: tuple[str, str, str, str] | None = None
+        in_flight: _Token | None = None
         if op.idempotency_members:
             token = params.get(op.idempotency_members[0])
             if isinstance(token, str) and token:
@@ -346,17 +353,24 @@ class EmulatorCore:
                     stats.replays += 1
                     status, hdrs, data = entry.response
                     return status, dict(hdrs), data
-                self.idempotency.begin(token_key, digest, now)
+                in_flight = token_key, self.idempotency.begin(token_key, digest, now)
         lo, hi = settings.latency_ms
         if hi > 0:
             delay = (lo + (hi - lo) * self._rng.random()) / 1000.0
-            return _Delayed(delay, route, account, region, params, token_key, now)
-        return self._complete(route, account, region, params, token_key, now)
+            return _Delayed(delay, route, account, region, params, in_flight)
+        return self._complete(route, account, region, params, in_flight)
 
     async def _delayed(self, delayed: _Delayed, request_id: str) -> Response:
-        await anyio.sleep(delayed.delay)
         d = delayed
-        response = self._complete(d.route, d.account, d.region, d.params, d.token_key, d.now)
+        try:
+            await anyio.sleep(d.delay)
+        except BaseException:
+            # Cancelled while waiting (its client went away, or the server stops): the request
+            # never ran, so its token must not stay "in progress" for the next attempt.
+            if d.token is not None:
+                self.idempotency.abandon(*d.token)
+            raise
+        response = self._complete(d.route, d.account, d.region, d.params, d.token)
         response[1]["x-amzn-RequestId"] = request_id
         return response
 
@@ -366,18 +380,23 @@ class EmulatorCore:
         account: str,
         region: str,
         params: dict[str, Any],
-        token_key: tuple[str, str, str, str] | None,
-        now: float,
+        token: _Token | None,
     ) -> Response:
         """Run the handler and remember its answer under the request's client token."""
-        response = self._run_handler(route, account, region, params)
-        if token_key is not None:
+        try:
+            response = self._run_handler(route, account, region, params)
+        except BaseException:
+            # A failure past the handler's own error handling (serializing its output): the
+            # token is released like that of any failed request.
+            if token is not None:
+                self.idempotency.abandon(*token)
+            raise
+        if token is not None:
+            key, entry = token
             if response[0] < 300:
-                entry = self.idempotency.get(token_key, now)
-                if entry is not None:
-                    entry.response = (response[0], dict(response[1]), response[2])
+                entry.response = (response[0], dict(response[1]), response[2])
             else:
-                self.idempotency.abandon(token_key)
+                self.idempotency.abandon(key, entry)
         return response
 
     def _run_handler(

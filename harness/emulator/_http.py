@@ -10,19 +10,24 @@ It speaks the HTTP/1.1 the SDKs use: ``Content-Length`` and ``chunked`` request 
 ``Expect: 100-continue``, keep-alive and pipelining, ``Connection: close``, HTTP/1.0. What it
 cannot read gets a 400 (oversized headers a 400, an oversized body a 413) and the connection is
 closed; nothing a client sends can crash it.
+
+Nothing a client holds open is unbounded either (:class:`Limits`): connections are capped (at
+the cap the connection waiting longest without an answer in progress makes room), a request
+head must arrive within a timeout and a body must keep arriving (slow clients get a 408), idle
+kept-alive connections close, and the bytes of incomplete requests are capped over all
+connections (503 past it). A connection dropped by its client cancels its answers in progress.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-from collections import deque
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+import math
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from harness.emulator._http_conn import Response, _Clock, _now
+from harness.emulator._http_conn import _check_partial_head as _check_partial_head
+from harness.emulator._http_conn import _Connection as _Connection
 from harness.emulator._http_parse import (
     BadRequest,
     Headers,
@@ -36,322 +41,22 @@ from harness.emulator._http_parse import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-__all__ = ["BadRequest", "Headers", "HttpServer", "Limits", "Query", "RequestHead", "parse_head"]
-
-_log = logging.getLogger(__name__)
-
-Response = tuple[int, dict[str, str], bytes]
-if TYPE_CHECKING:
     #: The application: ``(method, raw path, raw query string, headers, body)`` -> a response,
     #: or a coroutine producing one (awaited in a task of its own).
-    App = Callable[[str, str, str, "Headers", bytes], Response | Coroutine[Any, Any, Response]]
+    App = Callable[[str, str, str, Headers, bytes], Response | Coroutine[Any, Any, Response]]
 
+__all__ = [
+    "BadRequest",
+    "Headers",
+    "HttpServer",
+    "Limits",
+    "Query",
+    "RequestHead",
+    "parse_head",
+    "read_chunked",
+]
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_MAX_QUEUED = 64  # pipelined requests in progress per connection before it stops reading
-_IDLE_SWEEP_TICKS = 10  # look for idle keep-alive connections every this many seconds
-
-
-def _status_line(status: int) -> str:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    return f"HTTP/1.1 {status} {reason}\r\n"
-
-
-_STATUS_LINES = {int(s): _status_line(int(s)) for s in HTTPStatus}
-
-
-class _Clock:
-    """The ``Date`` header line, refreshed once a second, and a tick count for idle timeouts."""
-
-    __slots__ = ("date", "tick")
-
-    def __init__(self) -> None:
-        self.tick = 0
-        self.date = ""
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.tick += 1
-        self.date = f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
-
-
-class _Pending:
-    """A response being produced by a task, with what rendering it needs from the request."""
-
-    __slots__ = ("head", "task")
-
-    def __init__(self, task: asyncio.Task[Response], head: RequestHead) -> None:
-        self.task = task
-        self.head = head
-
-
-class _Connection(asyncio.Protocol):
-    """One client connection: reads requests, answers them in order."""
-
-    __slots__ = (
-        "_buf",
-        "_chunks",
-        "_closing",
-        "_continued",
-        "_head",
-        "_last",
-        "_out",
-        "_parts",
-        "_paused",
-        "_queue",
-        "_server",
-        "_transport",
-    )
-
-    def __init__(self, server: HttpServer) -> None:
-        self._server = server
-        self._transport: asyncio.Transport | None = None
-        self._buf: bytes | bytearray = b""  # the start of a request not complete yet
-        self._head: RequestHead | None = None  # a request whose body has not fully arrived
-        self._continued = False  # 100 Continue sent for self._head
-        self._chunks: list[int] = [0, 0]  # chunked body so far: [next chunk offset, bytes]
-        self._parts: list[tuple[int, int]] = []
-        # Responses not yet written, in request order: bytes when ready, _Pending when not.
-        self._queue: deque[bytes | _Pending] = deque()
-        self._out: list[bytes] = []  # ready responses to write at the end of data_received
-        self._closing = False  # no more requests are read; close once the queue is written
-        self._paused = 0  # reasons reading is paused: 1 = transport buffer full, 2 = queue full
-        self._last = server.clock.tick
-
-    # ------------------------------------------------------------------ asyncio callbacks
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, but have its methods.
-        self._transport = cast("asyncio.Transport", transport)
-        self._server.connections.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._closing = True
-        self._server.forget(self)
-        # Tasks still running finish (their side effects, like idempotency records, must
-        # complete); their responses are dropped.
-
-    def eof_received(self) -> bool:
-        self._closing = True
-        # Keep the write side open while answers are still being produced (half-close).
-        return bool(self._queue)
-
-    def pause_writing(self) -> None:
-        self._pause(1)
-
-    def resume_writing(self) -> None:
-        self._resume(1)
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
-        self._last = self._server.clock.tick
-        buf: bytes | bytearray
-        if self._buf:
-            self._buf += data
-            buf = self._buf
-        else:
-            buf = data
-        pos = 0
-        try:
-            pos = self._parse(buf)
-        except BadRequest as exc:
-            self._reject(exc)
-            pos = len(buf)
-        except Exception:  # a bug here must cost one connection, not the server
-            _log.exception("the emulator's HTTP server failed to read a request")
-            self._reject(BadRequest(500, "internal error of the emulator's HTTP server"))
-            pos = len(buf)
-        if pos >= len(buf):
-            self._buf = b""
-        elif pos or buf is data:
-            self._buf = bytearray(memoryview(buf)[pos:])
-        self._flush()
-
-    def _flush(self) -> None:
-        """Write the responses made ready by the data just received, in one write."""
-        out = self._out
-        if out and self._transport is not None:
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-        if self._closing and not self._queue:
-            self._close()
-
-    # ------------------------------------------------------------------------- requests
-    def _parse(self, buf: bytes | bytearray) -> int:
-        """Answer every complete request in ``buf``; the offset of the first byte left over."""
-        limits = self._server.limits
-        pos, end = 0, len(buf)
-        while pos < end and not self._closing:
-            head = self._head
-            if head is None:
-                if buf.startswith(b"\r\n", pos):
-                    pos += 2  # an empty line before a request line is allowed (RFC 9112 2.2)
-                    continue
-                stop = buf.find(b"\r\n\r\n", pos, pos + limits.max_head + 4)
-                if stop < 0:
-                    _check_partial_head(buf, pos, limits)
-                    return pos
-                head = parse_head(buf, pos, stop, limits)
-                pos = stop + 4
-                self._head = head
-                self._continued = False
-            if head.chunked:
-                got = read_chunked(buf, pos, self._chunks, self._parts, limits)
-                if got is None:
-                    self._maybe_continue(head)
-                    return pos
-                body, pos = got
-                self._chunks[:] = [0, 0]
-                self._parts = []
-            else:
-                size = head.length
-                if end - pos < size:
-                    self._maybe_continue(head)
-                    return pos
-                body = bytes(buf[pos : pos + size]) if size else b""
-                pos += size
-            self._head = None
-            self._dispatch(head, body)
-        return pos
-
-    def _maybe_continue(self, head: RequestHead) -> None:
-        if head.expect_continue and not self._continued:
-            self._continued = True
-            self._emit(_CONTINUE)
-
-    def _dispatch(self, head: RequestHead, body: bytes) -> None:
-        if not head.keep_alive:
-            self._closing = True
-        try:
-            answer = self._server.app(head.method, head.path, head.query, head.headers, body)
-        except Exception:
-            _log.exception("the emulator failed on %s %s", head.method, head.path)
-            answer = _error_response(500, "internal error of the emulator")
-        if isinstance(answer, tuple):
-            self._emit(self._render(answer, head))
-            return
-        task: asyncio.Task[Response] = asyncio.get_running_loop().create_task(answer)
-        self._queue.append(_Pending(task, head))
-        self._server.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        if len(self._queue) >= _MAX_QUEUED:
-            self._pause(2)
-
-    def _reject(self, exc: BadRequest) -> None:
-        """Answer a request that cannot be read and stop reading this connection."""
-        self._closing = True
-        self._head = None
-        response = _error_response(exc.status, exc.message)
-        self._emit(self._render(response, None))
-
-    def _emit(self, data: bytes) -> None:
-        """Send ``data`` after every response before it."""
-        if self._queue:
-            self._queue.append(data)
-        else:
-            self._out.append(data)
-
-    def _task_done(self, task: asyncio.Task[Response]) -> None:
-        self._server.tasks.discard(task)
-        queue = self._queue
-        ready: list[bytes] = []
-        while queue:
-            item = queue[0]
-            if isinstance(item, _Pending):
-                if not item.task.done():
-                    break
-                ready.append(self._render(_task_result(item), item.head))
-            else:
-                ready.append(item)
-            queue.popleft()
-        if ready and self._transport is not None:
-            self._transport.write(b"".join(ready))
-        if len(queue) < _MAX_QUEUED:
-            self._resume(2)
-        if self._closing and not queue:
-            self._close()
-
-    def _render(self, response: Response, head: RequestHead | None) -> bytes:
-        """Status line, headers and body as the bytes to write."""
-        status, headers, body = response
-        text = _STATUS_LINES.get(status) or _status_line(status)
-        if status in (204, 304) or 100 <= status < 200:
-            # No body and no Content-Length (RFC 9110 6.4.1, 8.6): a body here would be read
-            # as the start of the next answer on a kept-alive connection.
-            body = b""
-            text += self._server.clock.date
-        else:
-            text += f"{self._server.clock.date}Content-Length: {len(body)}\r\n"
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value:  # no response splitting through a value
-                value = value.replace("\r", " ").replace("\n", " ")
-            text += f"{name}: {value}\r\n"
-        if head is None or not head.keep_alive:
-            text += "Connection: close\r\n"
-        elif head.http10:
-            text += "Connection: keep-alive\r\n"
-        data = (text + "\r\n").encode()
-        if head is not None and head.method == "HEAD":
-            return data
-        return data + body
-
-    # ------------------------------------------------------------------ flow control
-    def _pause(self, reason: int) -> None:
-        if not self._paused and self._transport is not None:
-            self._transport.pause_reading()
-        self._paused |= reason
-
-    def _resume(self, reason: int) -> None:
-        if self._paused & reason:
-            self._paused &= ~reason
-            if not self._paused and self._transport is not None:
-                self._transport.resume_reading()
-
-    def _close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()  # writes what is buffered first
-
-    def idle_since(self) -> int | None:
-        """The clock tick of the last data received, or ``None`` while answers are pending."""
-        return None if self._queue else self._last
-
-    def shut(self) -> None:
-        """Close at once (server shutdown)."""
-        self._closing = True
-        self._close()
-
-
-def _check_partial_head(buf: bytes | bytearray, pos: int, limits: Limits) -> None:
-    """Reject an incomplete head early when it already cannot be a request."""
-    if len(buf) - pos > limits.max_head:
-        raise BadRequest(400, "the request headers are too large")
-    first = buf[pos]
-    # A request starts with an upper-case method name (or the CR of an empty line before it):
-    # anything else (a TLS handshake, binary junk) is answered now, not after 64 KiB.
-    if not 65 <= first <= 90 and first != 13:
-        raise BadRequest(400, "not an HTTP request")
-    line_end = buf.find(b"\r\n", pos)
-    if line_end >= 0:
-        parse_head(buf, pos, line_end, limits, request_line_only=True)
-
-
-def _task_result(item: _Pending) -> Response:
-    task = item.task
-    if task.cancelled():
-        return _error_response(503, "the emulator is shutting down")
-    exc = task.exception()
-    if exc is not None:
-        _log.error("the emulator failed on %s %s", item.head.method, item.head.path, exc_info=exc)
-        return _error_response(500, "internal error of the emulator")
-    return task.result()
-
-
-def _error_response(status: int, message: str) -> Response:
-    return status, {"Content-Type": "application/json"}, orjson.dumps({"message": message})
+_log = logging.getLogger(__name__)
 
 
 class HttpServer:
@@ -359,21 +64,16 @@ class HttpServer:
 
     :param app: called with ``(method, raw path, raw query string, headers, body)`` for every
         request; returns ``(status, headers, body)`` or a coroutine producing it
-    :param limits: header and body size limits
-    :param keepalive_timeout: seconds an idle connection stays open
+    :param limits: sizes, timeouts and the connection cap
     """
 
-    def __init__(
-        self,
-        app: App,
-        limits: Limits | None = None,
-        keepalive_timeout: float = 75.0,
-    ) -> None:
+    def __init__(self, app: App, limits: Limits | None = None) -> None:
         self.app = app
         self.limits = limits or Limits()
-        self.keepalive_timeout = keepalive_timeout
         self.clock = _Clock()
         self.connections: set[_Connection] = set()
+        self.buffered = 0  # bytes of incomplete requests held over all connections
+        self.buffered_heads = 0  # of which incomplete heads
         self.tasks: set[asyncio.Task[Response]] = set()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.TimerHandle | None = None
@@ -391,15 +91,42 @@ class HttpServer:
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     def _tick(self) -> None:
-        clock = self.clock
-        clock.refresh()
-        if clock.tick % _IDLE_SWEEP_TICKS == 0:
-            limit = clock.tick - self.keepalive_timeout
-            for conn in list(self.connections):
-                last = conn.idle_since()
-                if last is not None and last < limit:
-                    conn.shut()
-        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+        self.clock.refresh()
+        now = _now()
+        limits = self.limits
+        for conn in list(self.connections):
+            conn.expire(now, limits)
+        # A quarter of the shortest timeout: a slow client is closed at most 25% late.
+        period = min(1.0, limits.header_timeout / 4, limits.idle_timeout / 4)
+        self._ticker = asyncio.get_running_loop().call_later(max(period, 0.01), self._tick)
+
+    def stats(self) -> dict[str, int]:
+        """Open connections and the bytes of incomplete requests held, with their caps."""
+        limits = self.limits
+        return {
+            "connections": len(self.connections),
+            "max_connections": limits.max_connections,
+            "buffered_bytes": self.buffered,
+            "buffered_head_bytes": self.buffered_heads,
+        }
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for its client; ``False`` if none can go.
+
+        Called at the connection cap: a client holding connections open without completing
+        requests (or a pool of idle ones) cannot lock out a new client.
+        """
+        oldest: _Connection | None = None
+        since = math.inf
+        for conn in self.connections:
+            waiting = conn.waiting_since()
+            if waiting is not None and waiting < since:
+                oldest, since = conn, waiting
+        if oldest is None:
+            return False
+        oldest.evict(self.limits.max_connections)
+        self.connections.discard(oldest)  # closing: no longer counts against the cap
+        return True
 
     def forget(self, conn: _Connection) -> None:
         """Called by a connection once it is closed."""
@@ -415,6 +142,7 @@ class HttpServer:
         if self._server is None:
             return
         self._server.close()
+        await asyncio.sleep(0)  # tasks created in the current iteration start (see connection_lost)
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()

@@ -6,12 +6,25 @@ bytes a connection received.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl
 
-__all__ = ["BadRequest", "Headers", "Limits", "Query", "RequestHead", "parse_head", "read_chunked"]
+from harness.errors import InvalidArgument
+
+__all__ = [
+    "BadRequest",
+    "Headers",
+    "Limits",
+    "Query",
+    "RequestHead",
+    "default_max_connections",
+    "parse_head",
+    "read_chunked",
+]
 
 _T = TypeVar("_T")
 
@@ -76,14 +89,101 @@ class Query(Mapping[str, str]):
         return [value for name, value in self._pairs if name == key]
 
 
+#: Descriptors kept free for everything but client connections (the listening socket, the event
+#: loop, log and state files, an embedding test process's own sockets).
+FD_RESERVE = 64
+#: The default connection cap never exceeds this, however high the descriptor limit.
+MAX_DEFAULT_CONNECTIONS = 4096
+
+
+def default_max_connections() -> int:
+    """Open connections the server accepts by default: the descriptor limit minus a reserve.
+
+    960 at the common soft limit of 1,024 descriptors, so that accepting never fails with
+    ``EMFILE`` (which resets new connections); at most :data:`MAX_DEFAULT_CONNECTIONS`.
+    """
+    soft = 1024
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            soft = MAX_DEFAULT_CONNECTIONS + FD_RESERVE
+    except (ImportError, OSError, ValueError):  # not a POSIX system
+        pass
+    return max(16, min(soft, MAX_DEFAULT_CONNECTIONS + FD_RESERVE) - FD_RESERVE)
+
+
+def _count(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidArgument(f"{name}={value!r}: expected a whole number >= {low}")
+    return value
+
+
+def _seconds(name: str, value: object, high: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= high
+    ):
+        raise InvalidArgument(
+            f"{name}={value!r}: expected seconds, more than 0 and at most {high:g}"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits of a request: the head (request line and headers) and the body."""
+    """What clients may make the server hold: sizes, times and connections.
 
-    __slots__ = ("max_body", "max_head")
+    :param max_head: bytes of a request line and headers (more: 400, connection closed); the
+        default admits the longest modeled request line (a 65,535-character NextToken)
+    :param max_body: bytes of a request body (more: 413); the default is three times the largest
+        modeled request value (Greengrass's 10 MiB component configuration)
+    :param max_connections: connections open at once; at the cap a new connection closes the
+        one that has waited longest without an answer in progress, or is refused with a 503
+        when every connection has one (default: :func:`default_max_connections`)
+    :param header_timeout: seconds a request head may take from its first byte (or a new
+        connection to send its first byte), and the longest pause within a request body;
+        slower requests get a 408 and their connection is closed
+    :param idle_timeout: seconds a kept-alive connection stays open without a request (and a
+        client that does not read its answers keeps its connection)
+    :param max_buffered: bytes of incomplete requests (heads and bodies) held over all
+        connections; a connection that would exceed it gets a 503 and is closed (default: 64 MiB
+        or twice ``max_body``)
+    :param max_buffered_heads: bytes of incomplete request heads held over all connections
+        (503 past it): a head an SDK sends arrives whole, so only slow or huge heads are held,
+        and 300 of them cannot hold more than this
+    :raises InvalidArgument: naming a value out of range
+    """
 
-    def __init__(self, max_head: int = 1024 * 1024, max_body: int = 16 * 1024 * 1024) -> None:
-        self.max_head = max_head
-        self.max_body = max_body
+    max_head: int = 128 * 1024
+    max_body: int = 32 * 1024 * 1024
+    max_connections: int = field(default_factory=default_max_connections)
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    max_buffered: int = 0
+    max_buffered_heads: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _count("max_head", self.max_head, 1024)
+        _count("max_body", self.max_body, 0)
+        _count("max_connections", self.max_connections, 1)
+        _count("max_buffered", self.max_buffered, 0)
+        _count("max_buffered_heads", self.max_buffered_heads, self.max_head)
+        object.__setattr__(
+            self, "header_timeout", _seconds("header_timeout", self.header_timeout, 3600)
+        )
+        object.__setattr__(
+            self, "idle_timeout", _seconds("idle_timeout", self.idle_timeout, 24 * 3600)
+        )
+        if not self.max_buffered:
+            object.__setattr__(self, "max_buffered", max(64 * 1024 * 1024, 2 * self.max_body))
+        elif self.max_buffered < self.max_body + self.max_head:
+            raise InvalidArgument(
+                f"max_buffered={self.max_buffered}: expected at least max_body + max_head"
+            )
 
 
 class BadRequest(Exception):

@@ -10,6 +10,12 @@ Admin API:
 * ``GET  /_harness/stats``   -> requests, errors, throttles and faults per operation; resources
 * ``POST /_harness/reset``   -> forget all state
 * ``PUT  /_harness/config``  -> change settings while running (JSON object of settings)
+
+Every call but a GET or HEAD changes state and must carry ``X-Harness-Admin: 1``: a web page the
+user opens cannot send that header to another origin without a CORS preflight, which the
+emulator never approves. Any admin call carrying an ``Origin`` other than the emulator's own
+(a browser sends one with every POST and PUT) gets a 403 as well, which also defeats DNS
+rebinding (the page's origin is then the attacker's host name).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from harness.emulator._core import EmulatorCore
-from harness.emulator._http import HttpServer, Query
+from harness.emulator._http import HttpServer, Limits, Query
 from harness.errors import HarnessError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -37,19 +43,81 @@ if TYPE_CHECKING:
     from harness.emulator._core import Response
     from harness.emulator._settings import EmulatorSettings
 
-__all__ = ["Emulator", "EmulatorThread", "admin", "serve"]
+__all__ = [
+    "ADMIN_HEADER",
+    "Emulator",
+    "EmulatorThread",
+    "admin",
+    "admin_guard",
+    "own_origins",
+    "serve",
+]
 
 _JSON = {"Content-Type": "application/json"}
 _NO_QUERY = Query()
 
 
-def admin(core: EmulatorCore, method: str, path: str, body: bytes) -> Response:
-    """Answer a request to the admin API (``path`` starts with ``/_harness/``)."""
+#: The header (and value) every state-changing admin call must carry.
+ADMIN_HEADER = "X-Harness-Admin"
+
+
+def own_origins(host: str, port: int) -> frozenset[str]:
+    """The origins of pages served by the emulator itself at ``host:port``.
+
+    A loopback or wildcard address is reachable as any loopback name, so each of those counts.
+    """
+    hosts = {host}
+    if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):
+        hosts |= {"127.0.0.1", "localhost", "::1"}
+    return frozenset(
+        f"http://{f'[{h}]' if ':' in h else h}:{port}"
+        for h in hosts
+        if h not in ("0.0.0.0", "::", "")
+    )
+
+
+def admin_guard(
+    method: str, headers: Mapping[str, str], origins: frozenset[str]
+) -> Response | None:
+    """The 403 for an admin call a web page could have made, or ``None`` to let it through."""
+    origin = headers.get("Origin")
+    if origin is not None and origin not in origins:
+        return _json(403, {"message": f"admin calls from origin {origin[:100]!r} are refused"})
+    if method not in ("GET", "HEAD") and headers.get(ADMIN_HEADER) != "1":
+        return _json(
+            403,
+            {"message": f"state-changing admin calls need the header '{ADMIN_HEADER}: 1'"},
+        )
+    return None
+
+
+def admin(
+    core: EmulatorCore,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    origins: frozenset[str] = frozenset(),
+    server: HttpServer | None = None,
+) -> Response:
+    """Answer a request to the admin API (``path`` starts with ``/_harness/``).
+
+    :param headers: the request headers, checked by :func:`admin_guard` (none: no header, so
+        only GET and HEAD calls pass)
+    :param origins: the emulator's own origins (:func:`own_origins`)
+    :param server: the HTTP server, whose connections and buffered bytes the stats show
+    """
+    refused = admin_guard(method, headers or {}, origins)
+    if refused is not None:
+        return refused
     action = (method, path.removeprefix("/_harness/").rstrip("/"))
     if action == ("GET", "health"):
         return _json(200, {"status": "ok"})
     if action == ("GET", "stats"):
-        return _json(200, core.stats())
+        stats = core.stats()
+        if server is not None:
+            stats["http"] = server.stats()
+        return _json(200, stats)
     if action == ("POST", "reset"):
         core.reset()
         return _json(200, {"reset": True})
@@ -80,6 +148,7 @@ class Emulator:
     :param settings: behaviour settings (throttling, faults, latency, ...)
     :param http: the HTTP server: ``"fast"``, the emulator's own (:mod:`._http`), or
         ``"aiohttp"`` (about twice the CPU per request; kept for comparison)
+    :param limits: connections, timeouts and sizes the fast server allows (aiohttp keeps its own)
     """
 
     def __init__(
@@ -89,12 +158,15 @@ class Emulator:
         settings: EmulatorSettings | None = None,
         *,
         http: Literal["fast", "aiohttp"] = "fast",
+        limits: Limits | None = None,
     ) -> None:
         if http not in ("fast", "aiohttp"):
             raise InvalidArgument(f"http={http!r}: expected 'fast' or 'aiohttp'")
         self.host = host
         self.port = port
         self.http = http
+        self.limits = limits or Limits()
+        self.origins: frozenset[str] = frozenset()
         self.core = EmulatorCore(settings)
         self._server: HttpServer | None = None
         self._runner: web.ServerRunner | None = None
@@ -113,7 +185,7 @@ class Emulator:
             if self.http == "aiohttp":
                 await self._start_aiohttp()
             else:
-                self._server = HttpServer(self._app)
+                self._server = HttpServer(self._app, self.limits)
                 try:
                     self.port = await self._server.start(self.host, self.port)
                 except OSError:
@@ -123,6 +195,7 @@ class Emulator:
             raise HarnessError(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
             ) from None
+        self.origins = own_origins(self.host, self.port)
 
     async def stop(self) -> None:
         """Stop listening and close connections."""
@@ -150,7 +223,7 @@ class Emulator:
     ) -> Response | Coroutine[Any, Any, Response]:
         """The application behind the fast HTTP server."""
         if path.startswith("/_harness/"):
-            return admin(self.core, method, path, body)
+            return admin(self.core, method, path, body, headers, self.origins, self._server)
         parsed = Query(query) if query else _NO_QUERY
         return self.core.respond(method, path, parsed, parsed.getall, headers, body)
 
@@ -178,7 +251,9 @@ class Emulator:
         path = request.rel_url.raw_path
         body = await request.read()
         if path.startswith("/_harness/"):
-            status, headers, data = admin(self.core, request.method, path, body)
+            status, headers, data = admin(
+                self.core, request.method, path, body, request.headers, self.origins
+            )
         else:
             query = request.query
             status, headers, data = await self.core.handle(
@@ -195,9 +270,13 @@ class EmulatorThread:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, settings: EmulatorSettings | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: EmulatorSettings | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        self.emulator = Emulator(host, port, settings)
+        self.emulator = Emulator(host, port, settings, limits=limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -275,10 +354,12 @@ def serve(
     port: int,
     settings: EmulatorSettings,
     announce: Callable[[str], None],
+    limits: Limits | None = None,
 ) -> None:
     """Run the emulator in the foreground until SIGINT or SIGTERM (used by ``harness emulator``).
 
     :param announce: called with ``listening on http://HOST:PORT`` once the server is ready
+    :param limits: connections, timeouts and sizes (see :class:`Limits`)
     """
     import uvloop
 
@@ -288,7 +369,7 @@ def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        async with Emulator(host, port, settings) as emu:
+        async with Emulator(host, port, settings, limits=limits) as emu:
             # The models (~73,000 objects) live as long as the process: freezing them keeps
             # every full collection from walking them again (3-5 µs per request otherwise),
             # and a larger first generation makes collections rarer; requests free their own

@@ -215,9 +215,16 @@ class IdempotencyCache:
         self._entries[key] = entry
         return entry
 
-    def abandon(self, key: tuple[str, str, str, str]) -> None:
-        """Forget a token whose request failed, so that a retry runs again."""
-        self._entries.pop(key, None)
+    def abandon(
+        self, key: tuple[str, str, str, str], entry: IdempotencyEntry | None = None
+    ) -> None:
+        """Forget a token whose request failed or never ran, so that a retry runs again.
+
+        :param entry: forget the token only while it still holds this entry (not one that a
+            later request made after this one was given up)
+        """
+        if entry is None or self._entries.get(key) is entry:
+            self._entries.pop(key, None)
 
     def clear(self) -> None:
         """Forget every token."""

@@ -326,6 +326,9 @@ class TestIdempotencyPipeline:
         assert made["environmentTemplateVersion"]["templateName"] == "t"
 
 
+ADMIN = {"X-Harness-Admin": "1"}
+
+
 class TestAdmin:
     def test_health_stats_reset_config(self, harness_emulator: EmulatorThread) -> None:
         assert raw(harness_emulator, "GET", "/_harness/health", service=None)[2] == {"status": "ok"}
@@ -341,17 +344,30 @@ class TestAdmin:
             "/_harness/config",
             b'{"throttle": "aws", "latency_ms": "1:2"}',
             service=None,
+            headers=ADMIN,
         )
         assert status == 200 and cfg["throttle"] == "aws" and cfg["latency_ms"] == [1.0, 2.0]
         status, _, err = raw(
-            harness_emulator, "PUT", "/_harness/config", b'{"fault_rate": 7}', service=None
+            harness_emulator,
+            "PUT",
+            "/_harness/config",
+            b'{"fault_rate": 7}',
+            service=None,
+            headers=ADMIN,
         )
         assert status == 400 and "fault_rate" in err["message"]
         status, _, err = raw(
-            harness_emulator, "PUT", "/_harness/config", b'{"bogus": 1}', service=None
+            harness_emulator,
+            "PUT",
+            "/_harness/config",
+            b'{"bogus": 1}',
+            service=None,
+            headers=ADMIN,
         )
         assert status == 400 and "bogus" in err["message"]
-        assert raw(harness_emulator, "POST", "/_harness/reset", service=None)[0] == 200
+        assert (
+            raw(harness_emulator, "POST", "/_harness/reset", service=None, headers=ADMIN)[0] == 200
+        )
         assert raw(harness_emulator, "GET", "/things/a")[0] == 404
 
     def test_unknown_admin_endpoint(self, harness_emulator: EmulatorThread) -> None:
