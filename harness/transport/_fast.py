@@ -35,14 +35,14 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.handlers import add_recursion_detection_header, generate_idempotent_uuid
-from botocore.httpsession import ProxyConfiguration, create_urllib3_context, get_cert_path
+from botocore.httpsession import create_urllib3_context, get_cert_path
 from yarl import URL
 
 from harness.errors import InvalidArgument, UnknownOperation
 from harness.transport._aiobotocore import _retry_after
 from harness.transport._fast_plan import OperationPlan, plan_operation
 from harness.transport._fast_sigv4 import SigV4Signer
-from harness.transport._probe import sdk_session
+from harness.transport._probe import proxy_for, sdk_session
 from harness.transport._types import Call, Reply
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class FastTransport:
         client = await self._stack.enter_async_context(
             self._session.create_client(service, **kwargs)
         )
-        if ProxyConfiguration().proxy_url_for(client.meta.endpoint_url):
+        if proxy_for(client.meta.endpoint_url):
             raise InvalidArgument(
                 f"FastTransport does not support proxies ({client.meta.endpoint_url} would go "
                 "through one); use the aiobotocore transport"

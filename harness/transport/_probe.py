@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import anyio
 from aiobotocore.session import AioSession
 from botocore.httpsession import ProxyConfiguration
+from botocore.utils import get_environ_proxies
 
-__all__ = ["PROBE_TIMEOUT", "probe_endpoint", "sdk_session"]
+__all__ = ["PROBE_TIMEOUT", "probe_endpoint", "proxy_for", "sdk_session"]
 
 #: Seconds a TCP connect to an endpoint may take before the endpoint counts as unreachable.
 PROBE_TIMEOUT = 5.0
@@ -44,9 +45,16 @@ def sdk_session(profile: str | None, credentials: tuple[str, str] | None) -> Aio
     return AioSession(profile=profile)
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy botocore would send requests for ``url`` through (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``NO_PROXY``: botocore reads proxies from the environment), or ``None``."""
+    proxy: str | None = ProxyConfiguration(proxies=get_environ_proxies(url)).proxy_url_for(url)
+    return proxy
+
+
 def _address(url: str) -> tuple[str, int]:
     # A proxy, when the SDK would use one for this URL, is what the connection goes to.
-    proxy = ProxyConfiguration().proxy_url_for(url)
+    proxy = proxy_for(url)
     parts = urlsplit(proxy or url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.hostname or "", port

@@ -310,6 +310,13 @@ class TestFailFast:
         )
         assert done.elapsed < SECONDS
 
+    def test_an_unreadable_config_file(self, tmp_path: Path, job: Path) -> None:
+        (tmp_path / "aws-config").write_text("[default\nregion = eu-west-1\n")
+        done = harness(
+            "run", str(job), "--endpoint", "aws", env=isolated_env(tmp_path), cwd=tmp_path
+        )
+        assert_one_error_line(done, "the AWS configuration cannot be used", "aws-config")
+
     def test_partial_credentials(
         self, tmp_path: Path, job: Path, emulators: tuple[str, str]
     ) -> None:
