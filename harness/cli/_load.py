@@ -80,7 +80,7 @@ async def _check(options: TransportOptions, target: Target, scenario: Scenario) 
     # The workers build their own transports; this one only checks the target before any of
     # them starts, and names the endpoints for the banner.
     async with options.build(1) as transport:
-        calls = [(op.service, None) for op in scenario.operations]
+        calls = [(op.service, scenario.region) for op in scenario.operations]
         return await check_target(transport, target, calls)
 
 
@@ -193,6 +193,7 @@ def load(
         "max_in_flight": max_in_flight,
         "retries": retries,
         "thresholds": list(thresholds),
+        "region": region,  # as every other option, the flag wins over the scenario's
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     scenario = _scenario(args, operation, params_file, overrides)

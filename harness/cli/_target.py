@@ -9,8 +9,8 @@ The rules (README, "Targets and the environment"):
   embedded emulator, unless the environment sets ``AWS_ENDPOINT_URL`` or
   ``AWS_ENDPOINT_URL_<ID>`` for a service the command uses (and
   ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is not ``true``): then ``aws``.
-* Region: ``--region``, the job's or scenario's ``region``, ``AWS_REGION``,
-  ``AWS_DEFAULT_REGION``, the profile's ``region``, ``us-east-1``.
+* Region: ``--region``, the file's ``region`` (a scenario's; a job's steps carry their own),
+  ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's ``region``, ``us-east-1``.
 * Credentials: the embedded emulator needs none (``AWS_PROFILE`` is ignored; ``--profile`` is a
   usage error). An emulator URL gets placeholder keys unless a profile or ``AWS_ACCESS_KEY_ID``
   is given; AWS gets the standard chain.
