@@ -456,15 +456,17 @@ class TestEnvironment:
                 ["fuzz", "--operation", "iot:list_things", "--examples", "2", "--no-negative"],
                 "iot.ListThings",
             ),
+            (["sweep", "--run-id", "abcd1234"], "iot.ListThings"),
         ],
-        ids=["list", "load", "fuzz"],
+        ids=["list", "load", "fuzz", "sweep"],
     )
-    def test_list_load_and_fuzz_follow_the_environment(
+    def test_list_load_fuzz_and_sweep_follow_the_environment(
         self, tmp_path: Path, emulators: tuple[str, str], command: list[str], operation: str
     ) -> None:
         a, _ = emulators
         before = operations_seen(a)
-        env = isolated_env(tmp_path, AWS_ENDPOINT_URL_IOT=a)
+        # Every service sweep lists goes to A; the others name only iot.
+        env = isolated_env(tmp_path, AWS_ENDPOINT_URL_IOT=a, AWS_ENDPOINT_URL=a)
         done = harness(*command, env=env, cwd=tmp_path)
         assert done.returncode == 0, (done.stdout, done.stderr)
         assert operation in grown(before, operations_seen(a))
