@@ -9,6 +9,7 @@
      │    └── UnknownOperation
      ├── RequestValidationError    request parameters break the model's constraints
      ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
+     ├── TargetError               the endpoint does not answer, or no credentials or profile
      └── PaginationError           a listing broke an invariant (repeated token, duplicate)
 
 Every error carries enough context (service, operation, path) to name the item and the reason.
@@ -30,6 +31,7 @@ __all__ = [
     "ModelError",
     "PaginationError",
     "RequestValidationError",
+    "TargetError",
     "UnknownOperation",
     "UnknownService",
 ]
@@ -106,3 +108,9 @@ class PaginationError(HarnessError):
         self.operation = operation
         self.reason = reason
         super().__init__(f"{service}.{operation}: {reason}")
+
+
+class TargetError(HarnessError):
+    """Raised before the first call when the target cannot work: an endpoint that does not
+    answer, no credentials, an unknown profile. The message says what is wrong and how to fix it.
+    """

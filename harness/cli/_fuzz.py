@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
 import click
 
 from harness.cli._extras import require_extra
-from harness.cli._target import resolve_endpoint
-from harness.errors import InvalidArgument
-from harness.model import SEED_SERVICES, load_service
+from harness.cli._target import Target, check_target, open_target
+from harness.errors import HarnessError, InvalidArgument
+from harness.model import SEED_SERVICES, load_service, parse_operation_ref, split_operation_ref
 from harness.reporting import ReportSection, ReportTable, write_html_report
+from harness.transport import AioBotocoreTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +40,6 @@ __all__ = ["fuzz", "sweep_command"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-_EMULATOR_CREDENTIALS = ("AKIDEXAMPLE", "harness-emulator")
 
 
 def select_operations(
@@ -47,8 +47,9 @@ def select_operations(
 ) -> tuple[tuple[str, str], ...]:
     """The ``(service, operation)`` pairs named by ``--service`` and ``--operation``.
 
-    ``--operation`` takes ``Op``, ``python_name`` or ``service.Op``; without ``--service`` it
-    is looked up in the seed services. ``--service`` alone means every operation of it; neither
+    ``--operation`` takes any operation reference (``Op``, ``python_name``, ``service:Op``,
+    ``service.Op``); an unprefixed name is looked up in the ``--service`` services, else in the
+    seed services. ``--service`` alone means every operation of it; neither
     means :data:`~harness.fuzz.SEED_OPERATIONS`.
 
     :raises InvalidArgument: for an unknown or ambiguous operation
@@ -61,36 +62,30 @@ def select_operations(
         return tuple((s, name) for s in services for name in load_service(s).operations)
     selected: list[tuple[str, str]] = []
     for given in operations:
-        service, _, name = given.rpartition(".")
-        candidates = [service] if service else list(services or SEED_SERVICES)
-        found = []
-        for candidate in candidates:
-            model = load_service(candidate)
-            if name in model.operations or any(
-                op.python_name == name for op in model.operations.values()
-            ):
-                found.append((candidate, model.operation(name).name))
-        if not found:
-            raise InvalidArgument(f"--operation {given!r}: no such operation in {candidates}")
-        if len(found) > 1:
-            raise InvalidArgument(f"--operation {given!r} is ambiguous: {found}; use SERVICE.OP")
-        selected.append(found[0])
+        try:
+            prefixed = split_operation_ref(given)[0] is not None
+            service, op = parse_operation_ref(given, None if prefixed else services or None)
+        except HarnessError as exc:
+            raise InvalidArgument(f"--operation {given!r}: {exc}") from None
+        selected.append((service, op.name))
     return tuple(dict.fromkeys(selected))
 
 
-def _require_credentials(endpoint: str, profile: str | None) -> None:
-    """Refuse to start against AWS without credentials: every call would fail the same way."""
-    if endpoint != "aws":
-        return
-    from botocore.exceptions import ProfileNotFound
-    from botocore.session import Session
+def _check(target: Target, services: set[str]) -> str:
+    """Check the target before the first call (exit 2 when it cannot work); its label."""
 
-    try:
-        found = Session(profile=profile).get_credentials()
-    except ProfileNotFound as exc:
-        raise click.UsageError(str(exc)) from None
-    if found is None:
-        raise click.UsageError("--endpoint aws: no AWS credentials found (profile, environment)")
+    async def check() -> str:
+        # The fuzzers send through aiobotocore: check with the same transport.
+        async with AioBotocoreTransport(
+            endpoint_url=target.url,
+            region=target.region,
+            profile=target.profile,
+            credentials=target.credentials,
+            max_connections=1,
+        ) as transport:
+            return await check_target(transport, target, {(s, None) for s in sorted(services)})
+
+    return anyio.run(check, backend="asyncio")
 
 
 @contextlib.contextmanager
@@ -191,14 +186,16 @@ def write_html(report: FuzzReport, path: Path) -> None:
 # what an SDK sends, for any operation and any invalid value), so --transport has no say here.
 @click.option(
     "--endpoint",
-    default="embedded",
-    show_default=True,
-    help="embedded (start the emulator for this run), aws, or a URL.",
+    default=None,
+    help="embedded (start the emulator for this run), aws, or a URL. Default: embedded, or "
+    "aws when AWS_ENDPOINT_URL[_<SERVICE>] is set.",
 )
 @click.option(
-    "--region", default=None, help="Region (default: the standard chain, else us-east-1)."
+    "--region",
+    default=None,
+    help="Region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).",
 )
-@click.option("--profile", default=None, help="A named profile for --endpoint aws.")
+@click.option("--profile", default=None, help="A named profile (not for embedded).")
 @click.option(
     "--emulator-throttle",
     type=click.Choice(["off", "aws"]),
@@ -208,7 +205,10 @@ def write_html(report: FuzzReport, path: Path) -> None:
 )
 @click.option("--service", "services", multiple=True, help="Fuzz every operation of S.")
 @click.option(
-    "--operation", "operations", multiple=True, help="Fuzz O (Op, python_name or service.Op)."
+    "--operation",
+    "operations",
+    multiple=True,
+    help="Fuzz O (Op, python_name, service:Op or service.Op).",
 )
 @click.option(
     "--examples",
@@ -260,7 +260,7 @@ def write_html(report: FuzzReport, path: Path) -> None:
     help="Write the report as HTML here.",
 )
 def fuzz(
-    endpoint: str,
+    endpoint: str | None,
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
@@ -305,40 +305,48 @@ def fuzz(
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline PATH")
     selected = select_operations(services, operations)
-    mode: Literal["aws", "off"] = "aws" if safety == "aws" else "off"
-    if safety == "auto":
-        mode = "aws" if endpoint == "aws" else "off"
-    if use_schemathesis and mode == "aws":
-        raise click.UsageError(
-            "--schemathesis cannot run against AWS: its requests are neither marked nor "
-            "cleaned up; run it against an emulator"
-        )
-    _require_credentials(endpoint, profile)
-    policy = SafetyPolicy(mode, allow_writes, run_id or new_run_id())
-    config = FuzzConfig(selected, examples, seed, negative, stateful, policy)
-    if mode == "aws":
-        hint = f"harness sweep --run-id {policy.run_id}"
-        click.echo(f"run id {policy.run_id} (after a crash, `{hint}` deletes its leftovers)")
-    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
-        credentials = None
-        if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
-            credentials = _EMULATOR_CREDENTIALS  # an emulator needs some credentials
+    with open_target(
+        endpoint,
+        services={s for s, _ in selected},
+        region=region,
+        profile=profile,
+        emulator_throttle=emulator_throttle,
+    ) as target:
+        mode: Literal["aws", "off"] = "aws" if safety == "aws" else "off"
+        if safety == "auto":
+            mode = "aws" if target.kind == "aws" else "off"
+        if use_schemathesis and (mode == "aws" or target.url is None):
+            raise click.UsageError(
+                "--schemathesis cannot run against AWS: its requests are neither marked nor "
+                "cleaned up; run it against an emulator"
+            )
+        label = _check(target, {s for s, _ in selected})
+        policy = SafetyPolicy(mode, allow_writes, run_id or new_run_id())
+        config = FuzzConfig(selected, examples, seed, negative, stateful, policy)
+        if mode == "aws":
+            hint = f"harness sweep --run-id {policy.run_id}"
+            click.echo(f"run id {policy.run_id} (after a crash, `{hint}` deletes its leftovers)")
         known = load_baseline(baseline) if baseline is not None and not update_baseline else None
         report = FuzzReport(label, policy.run_id, seed, known=known or frozenset())
         session = FuzzSession(
-            endpoint_url=url,
-            region=region,
-            profile=profile,
-            credentials=credentials,
-            quotas=endpoint == "aws" if quotas is None else quotas,
+            endpoint_url=target.url,
+            region=target.region,
+            profile=target.profile,
+            credentials=target.credentials,
+            quotas=target.kind == "aws" if quotas is None else quotas,
         )
         with _terminate_as_exit(), session:
             run_fuzz(config, session, report)
-            if use_schemathesis:
-                assert url is not None
+            if use_schemathesis and target.url is not None:
                 report.add(
                     _schemathesis(
-                        selected, url, examples, seed, negative, credentials, session.region
+                        selected,
+                        target.url,
+                        examples,
+                        seed,
+                        negative,
+                        target.credentials,
+                        session.region,
                     )
                 )
     if update_baseline and baseline is not None:
@@ -357,9 +365,18 @@ def fuzz(
 
 @click.command("sweep")
 @click.option("--run-id", required=True, help="The run whose resources to delete.")
-@click.option("--endpoint", default="aws", show_default=True, help="aws, or a URL.")
-@click.option("--region", default=None, help="Region (default: the standard chain).")
-@click.option("--profile", default=None, help="A named profile for --endpoint aws.")
+@click.option(
+    "--endpoint",
+    default="aws",
+    show_default=True,
+    help="aws (as the SDKs resolve it: AWS_ENDPOINT_URL[_<SERVICE>] honoured), or a URL.",
+)
+@click.option(
+    "--region",
+    default=None,
+    help="Region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1).",
+)
+@click.option("--profile", default=None, help="A named profile.")
 def sweep_command(run_id: str, endpoint: str, region: str | None, profile: str | None) -> None:
     """Delete what a fuzz run left behind, and nothing else.
 
@@ -373,19 +390,16 @@ def sweep_command(run_id: str, endpoint: str, region: str | None, profile: str |
     SafetyPolicy("aws", run_id=run_id)  # validates the run id before anything is listed
     if endpoint == "embedded":
         raise click.UsageError("--endpoint embedded: a new emulator holds nothing to sweep")
-    _require_credentials(endpoint, profile)
-    with resolve_endpoint(endpoint, "off") as (url, _label):
-        credentials = None
-        if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
-            credentials = _EMULATOR_CREDENTIALS
+    with open_target(endpoint, services=SEED_SERVICES, region=region, profile=profile) as target:
+        _check(target, set(SEED_SERVICES))
         # Against AWS the sweep keeps to the model's quotas: it reads the tags of every
         # resource of the seed types, which can be thousands of calls.
         session = FuzzSession(
-            endpoint_url=url,
-            region=region,
-            profile=profile,
-            credentials=credentials,
-            quotas=endpoint == "aws",
+            endpoint_url=target.url,
+            region=target.region,
+            profile=target.profile,
+            credentials=target.credentials,
+            quotas=target.kind == "aws",
         )
         with session:
             deleted, failed = sweep(session, run_id)

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import click
 import orjson
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli._target import endpoint_options, resolve_endpoint
+from harness.cli._rates import RATE
+from harness.cli._target import Target, check_target, endpoint_options, open_target
 from harness.errors import InvalidArgument
 from harness.load import (
     LoadProgress,
     LoadResult,
+    Scenario,
     ThresholdResult,
     TransportOptions,
     evaluate,
@@ -30,7 +32,6 @@ from harness.reporting import load_section, write_html_report, write_json
 __all__ = ["load"]
 
 EXIT_FAILED = 1
-_EMULATOR_CREDENTIALS = ("AKIDEXAMPLE", "harness-emulator")
 _PROGRESS_EVERY = 5
 
 
@@ -71,10 +72,16 @@ def _scenario(
         return load_scenario(files[0], overrides)
     if not operation:
         raise InvalidArgument("give a SCENARIO file or --operation SERVICE:OPERATION")
-    if ":" not in operation:
-        raise InvalidArgument(f"--operation {operation!r}: expected SERVICE:OPERATION")
     entry = {"operation": operation, "params": _params(pairs, params_file)}
-    return parse_scenario({"operations": [entry], **overrides}, "--operation")
+    return parse_scenario({"operations": [entry], **overrides}, f"--operation {operation}")
+
+
+async def _check(options: TransportOptions, target: Target, scenario: Scenario) -> str:
+    # The workers build their own transports; this one only checks the target before any of
+    # them starts, and names the endpoints for the banner.
+    async with options.build(1) as transport:
+        calls = [(op.service, scenario.region) for op in scenario.operations]
+        return await check_target(transport, target, calls)
 
 
 def _table(result: LoadResult) -> Table:
@@ -119,14 +126,19 @@ def _report(console: Console, result: LoadResult, checks: list[ThresholdResult])
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[SCENARIO] [NAME=VALUE ...]")
-@click.option("--operation", "-o", metavar="SERVICE:OPERATION", help="One operation to load.")
+@click.option(
+    "--operation",
+    "-o",
+    metavar="SERVICE:OPERATION",
+    help="One operation to load (also service.Operation, Operation, python_name).",
+)
 @click.option(
     "--params",
     "params_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="YAML/JSON mapping of the operation's parameters ({n}, {uuid}, {worker} placeholders).",
 )
-@click.option("--rate", type=float, help="Target arrival rate, requests/s (all operations).")
+@click.option("--rate", type=RATE, help="Target arrival rate, requests/s (all operations).")
 @click.option("--duration", help="Run length, ramp included: 30s, 2m, 500ms.")
 @click.option("--ramp", help="DURATION (from 0 to the rate) or FROM:TO:DURATION (100:500:30s).")
 @click.option("--connections", type=click.IntRange(1, 65536), help="Requests on the wire [32].")
@@ -157,7 +169,7 @@ def load(
     retries: int | None,
     workers: int,
     thresholds: tuple[str, ...],
-    endpoint: str,
+    endpoint: str | None,
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
@@ -181,17 +193,23 @@ def load(
         "max_in_flight": max_in_flight,
         "retries": retries,
         "thresholds": list(thresholds),
+        "region": region,  # as every other option, the flag wins over the scenario's
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     scenario = _scenario(args, operation, params_file, overrides)
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
-        credentials = None
-        if url is not None and profile is None and not os.environ.get("AWS_ACCESS_KEY_ID"):
-            credentials = _EMULATOR_CREDENTIALS  # an emulator needs some, any will do
+    with open_target(
+        endpoint,
+        services={op.service for op in scenario.operations},
+        region=region,
+        profile=profile,
+        emulator_throttle=emulator_throttle,
+        file_region=scenario.region,
+    ) as target:
         options = TransportOptions(
-            url, region or scenario.region, profile, credentials, kind=transport_kind
+            target.url, target.region, target.profile, target.credentials, kind=transport_kind
         )
+        label = anyio.run(_check, options, target, scenario, backend="asyncio")
         console.print(
             f"load {scenario.name} against {label}: {scenario.profile.describe()}, "
             f"{scenario.connections} connections, {workers} worker(s), {transport_kind} transport"

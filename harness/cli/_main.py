@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError
 
 from harness import __version__
 from harness.cli._emulator import emulator
@@ -13,6 +14,7 @@ from harness.cli._fuzz import fuzz, sweep_command
 from harness.cli._load import load
 from harness.cli._run import list_, run
 from harness.cli._specs import specs
+from harness.cli._target import explain
 from harness.errors import HarnessError
 
 __all__ = ["cli", "main"]
@@ -43,8 +45,9 @@ cli.add_command(sweep_command)
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``harness`` console script.
 
-    Errors harness raises on purpose (:class:`~harness.errors.HarnessError`) print one line and
-    exit with status 2; anything else is a bug and keeps its traceback.
+    Errors harness raises on purpose (:class:`~harness.errors.HarnessError`) and botocore's
+    configuration errors print one line and exit with status 2; anything else is a bug and
+    keeps its traceback.
     """
     try:
         return cli.main(args=argv, prog_name="harness", standalone_mode=False)
@@ -56,6 +59,11 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except HarnessError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except BotoCoreError as exc:
+        # A transport built where no check ran first (an unknown profile, no region, ...):
+        # still one line, not a traceback.
+        click.echo(f"error: {explain(exc)}", err=True)
         sys.exit(EXIT_USAGE)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

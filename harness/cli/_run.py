@@ -12,11 +12,20 @@ import anyio
 import click
 import orjson
 
-from harness.cli._target import endpoint_options, make_transport, resolve_endpoint
+from harness.cli._rates import RATE, parse_operation_rates
+from harness.cli._target import (
+    EMULATOR_CREDENTIALS,
+    Target,
+    check_target,
+    endpoint_options,
+    make_transport,
+    open_target,
+)
 from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
 from harness.errors import InvalidArgument, JobError
 from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
+from harness.transport import FastTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,29 +34,6 @@ __all__ = ["list_", "run"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _parse_rates(values: tuple[str, ...], job: Job) -> list[tuple[str | None, str, float]]:
-    rates: list[tuple[str | None, str, float]] = []
-    known = {(s.service, s.operation.name) for s in job.steps}
-    for value in values:
-        name, sep, tps = value.partition("=")
-        if not sep:
-            raise InvalidArgument(
-                f"--rate {value!r}: expected OPERATION=TPS or SERVICE.OPERATION=TPS"
-            )
-        service, _, operation = name.rpartition(".")
-        matches = [k for k in known if k[1] == operation and (not service or k[0] == service)]
-        if not matches:
-            raise InvalidArgument(f"--rate {value!r}: no step of this job calls {name}")
-        try:
-            rate = float(tps)
-        except ValueError:
-            raise InvalidArgument(f"--rate {value!r}: {tps!r} is not a number") from None
-        if rate <= 0:
-            raise InvalidArgument(f"--rate {value!r}: the rate must be positive")
-        rates.append((service or None, operation, rate))
-    return rates
 
 
 def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
@@ -92,7 +78,7 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
     "rates",
     multiple=True,
     metavar="OPERATION=TPS",
-    help="Rate for an operation, e.g. CreateThing=50 (repeatable).",
+    help="Rate for an operation, e.g. CreateThing=50 or iot:create_thing=0.2 (repeatable).",
 )
 @click.option(
     "--summary",
@@ -112,7 +98,7 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
 @click.option("--no-progress", is_flag=True, help="Plain progress lines, even on a terminal.")
 def run(
     job_file: Path,
-    endpoint: str,
+    endpoint: str | None,
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
@@ -129,13 +115,21 @@ def run(
     """Run a bulk job file against a target.
 
     Exit status: 0 when every item succeeded, 1 when some failed (listed in the summary),
-    2 for a bad job file or usage (nothing is sent then).
+    2 for a bad job file or usage, an endpoint that does not answer, missing credentials or an
+    unknown profile (nothing is sent then).
     """
     job = load_job(job_file)
-    overrides = _parse_rates(rates, job)
+    overrides = parse_operation_rates(rates, {(s.service, s.operation.name) for s in job.steps})
     reporter = ConsoleReporter(progress=not no_progress)
     if dry_run:
-        engine = Engine(job, make_transport("http://127.0.0.1:9", region, None, 1), sink=reporter)
+        # Nothing is sent: no endpoint, profile or credentials are looked at.
+        offline = FastTransport(
+            endpoint_url="http://127.0.0.1:9",
+            region=region or job.region or "us-east-1",
+            credentials=EMULATOR_CREDENTIALS,
+            max_connections=1,
+        )
+        engine = Engine(job, offline, sink=reporter)
         anyio.run(engine.preflight)
         reporter.print(f"dry run: {job.name} is valid; nothing was sent")
         return
@@ -144,14 +138,19 @@ def run(
     state = read_journal(path, keep_outputs=feeding) if resume else None
     if state is not None and state.job not in (None, job.name):
         raise JobError(f"journal {path} belongs to job {state.job!r}, not {job.name!r}")
-    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
+    services = {s.service for s in job.steps}
+    with open_target(
+        endpoint,
+        services=services,
+        region=region,
+        profile=profile,
+        emulator_throttle=emulator_throttle,
+        file_region=job.region,
+    ) as target:
         summary = anyio.run(
             _run_job,
             job,
-            url,
-            label,
-            region,
-            profile,
+            target,
             concurrency,
             overrides,
             path,
@@ -167,7 +166,7 @@ def run(
         write_json(summary_path, summary.to_json())
         reporter.print(f"summary written to {summary_path}")
     if html_path is not None:
-        facts = {"endpoint": label, "elapsed": f"{summary.elapsed:.2f} s"}
+        facts = {"endpoint": summary.endpoint, "elapsed": f"{summary.elapsed:.2f} s"}
         section = stats_section(f"Run: {summary.job}", summary.stats, facts=facts)
         write_html_report(html_path, f"harness run: {summary.job}", [section])
         reporter.print(f"HTML report written to {html_path}")
@@ -177,12 +176,9 @@ def run(
 
 async def _run_job(
     job: Job,
-    url: str | None,
-    label: str,
-    region: str | None,
-    profile: str | None,
+    target: Target,
     concurrency: int | None,
-    overrides: list[tuple[str | None, str, float]],
+    overrides: list[tuple[str, str, float]],
     path: Path,
     state: Any,
     reporter: ConsoleReporter,
@@ -192,9 +188,7 @@ async def _run_job(
     for service, operation, rate in overrides:
         registry.override(service, operation, rate)
     limit = concurrency or job.concurrency
-    async with make_transport(
-        url, region or job.region, profile, limit, transport_kind
-    ) as transport:
+    async with make_transport(target, limit, transport_kind) as transport:
         engine = Engine(
             job,
             transport,
@@ -202,11 +196,15 @@ async def _run_job(
             registry=registry,
             resume_state=state,
             concurrency=limit,
-            endpoint=label,
+            endpoint=target.label(),
         )
         # The journal is created once the preflight passed: a job refused at preflight leaves
         # no journal behind (which would demand --resume of the corrected job's next run).
         await engine.preflight()
+        # Then the target: an endpoint that does not answer or missing credentials end the
+        # run here, in seconds, instead of after every item's retries.
+        calls = [(s.service, s.region) for s in job.steps]
+        engine.endpoint = await check_target(transport, target, calls)
         try:
             engine.journal = Journal(path, job.name)
         except OSError as exc:
@@ -268,15 +266,13 @@ def _param_sets(params: tuple[str, ...], params_file: Path | None) -> Iterator[d
     help="JSONL file for the listed items (- for stdout).",
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
-@click.option(
-    "--rate", type=float, default=None, help="TPS for the operation (default: its quota)."
-)
+@click.option("--rate", type=RATE, default=None, help="TPS for the operation (default: its quota).")
 def list_(
     service: str,
     operation: str,
     params: tuple[str, ...],
     params_file: Path | None,
-    endpoint: str,
+    endpoint: str | None,
     region: str | None,
     profile: str | None,
     emulator_throttle: str,
@@ -315,14 +311,17 @@ def list_(
             out.write(orjson.dumps(element, default=str) + b"\n")
 
     reporter = ConsoleReporter(sys.stderr, progress=False)
-    with resolve_endpoint(endpoint, emulator_throttle) as (url, label):
+    with open_target(
+        endpoint,
+        services=[service],
+        region=region,
+        profile=profile,
+        emulator_throttle=emulator_throttle,
+    ) as target:
         summary = anyio.run(
             _list_job,
             job,
-            url,
-            label,
-            region,
-            profile,
+            target,
             concurrency,
             sink,
             reporter,
@@ -336,16 +335,14 @@ def list_(
 
 async def _list_job(
     job: Job,
-    url: str | None,
-    label: str,
-    region: str | None,
-    profile: str | None,
+    target: Target,
     concurrency: int,
     sink: Any,
     reporter: ConsoleReporter,
     transport_kind: str = "fast",
 ) -> Any:
-    async with make_transport(url, region, profile, concurrency, transport_kind) as transport:
+    async with make_transport(target, concurrency, transport_kind) as transport:
+        label = await check_target(transport, target, [(s.service, s.region) for s in job.steps])
         engine = Engine(job, transport, sink=_quiet(reporter), endpoint=label, item_sink=sink)
         return await engine.run()
 

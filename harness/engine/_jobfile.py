@@ -51,8 +51,8 @@ from typing import Any, Literal
 import orjson
 import yaml
 
-from harness.errors import JobError, ModelError
-from harness.model import Operation, load_service
+from harness.errors import InvalidArgument, JobError, ModelError
+from harness.model import Operation, parse_operation_ref, split_operation_ref
 
 __all__ = ["Job", "RetrySettings", "Source", "Step", "load_job", "parse_job"]
 
@@ -226,11 +226,19 @@ def _step(raw: Any, index: int, base: Path, default_region: str | None) -> Step:
     if unknown:
         raise JobError(f"{where}: unknown field(s) {sorted(unknown)}")
     service, operation = raw.get("service"), raw.get("operation")
-    if not isinstance(service, str) or not isinstance(operation, str):
-        raise JobError(f"{where}: 'service' and 'operation' are required strings")
+    if not isinstance(operation, str) or not isinstance(service, str | None):
+        raise JobError(
+            f"{where}: 'operation' is a required string, and 'service' unless the operation "
+            "carries it (iot:CreateThing)"
+        )
     try:
-        op = load_service(service).operation(operation)
-    except ModelError as exc:
+        # One syntax with --rate, -o and thresholds: 'operation' may carry the service.
+        if service is None and split_operation_ref(operation)[0] is None:
+            raise InvalidArgument(
+                f"name the service: 'service: iot' or 'operation: iot:{operation}'"
+            )
+        service, op = parse_operation_ref(operation, [service] if service else None)
+    except (ModelError, InvalidArgument) as exc:
         raise JobError(f"{where}: {exc}") from None
     kind = raw.get("kind", "call")
     if kind not in ("call", "list"):

@@ -8,7 +8,8 @@ A scenario file (YAML or JSON)::
     ramp: 10s                 # or FROM:TO:DURATION, e.g. "100:500:30s"
     connections: 32           # requests on the wire at once (the closed-loop pool)
     operations:
-      - operation: greengrassv2:CreateDeployment   # or service: + operation:
+      - operation: greengrassv2:CreateDeployment   # any operation reference, or service: +
+                                                   #   operation:
         weight: 80
         params:
           targetArn: "arn:aws:iot:us-east-1:123456789012:thinggroup/load-{n}"
@@ -36,7 +37,7 @@ import yaml
 from harness.errors import HarnessError, InvalidArgument
 from harness.load._profile import RateProfile, parse_duration, parse_ramp
 from harness.load._thresholds import Threshold, check_selectors, parse_threshold
-from harness.model import format_issues, load_service
+from harness.model import format_issues, parse_operation_ref
 
 __all__ = ["LoadOperation", "Scenario", "load_scenario", "parse_scenario"]
 
@@ -182,13 +183,15 @@ def _operation(entry: Any, where: str) -> LoadOperation:
     unknown = set(entry) - _OPERATION_KEYS
     if unknown:
         raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}")
-    service, name = entry.get("service"), str(entry.get("operation", ""))
-    if service is None and ":" in name:
-        service, name = name.split(":", 1)
-    if not service or not name:
-        raise InvalidArgument(f"{where}: needs service and operation (or SERVICE:OPERATION)")
+    service, name = entry.get("service"), entry.get("operation")
+    if not isinstance(name, str) or not name or not isinstance(service, str | None):
+        raise InvalidArgument(
+            f"{where}: needs an operation (iot:CreateThing, or service: + operation:)"
+        )
     try:
-        model = load_service(str(service)).operation(name)
+        # The one operation syntax; without a service, an unprefixed name is looked up in the
+        # seed services (and must be in only one of them).
+        service, model = parse_operation_ref(name, [service] if service else None)
     except HarnessError as exc:  # an unknown service or operation: say where it was named
         raise InvalidArgument(f"{where}: {exc}") from None
     weight = entry.get("weight", 1)

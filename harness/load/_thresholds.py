@@ -2,8 +2,9 @@
 
 ============================  ==================================================================
 ``p99<200ms``                 corrected latency percentile of all operations (any ``pNN.NN``)
-``CreateDeployment:p99<200ms``  of one operation (``Operation`` or ``service.Operation``)
-``iot.CreateThing:max<1s``    also ``mean``, ``min``; units ``us``, ``ms``, ``s``
+``CreateDeployment:p99<200ms``  of one operation (any operation reference: ``Operation``,
+                              ``python_name``, ``service:Operation``, ``service.Operation``)
+``iot:CreateThing:max<1s``    also ``mean``, ``min``; units ``us``, ``ms``, ``s``
 ``errors<0.1%``               failed calls / calls; ``errors<=5`` counts them instead
 ``rate>=95%``                 achieved / target rate; ``rate>=450/s`` the achieved rate itself
 ============================  ==================================================================
@@ -19,7 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.errors import InvalidArgument
+from harness.errors import HarnessError, InvalidArgument, ModelError
+from harness.model import parse_operation_ref
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Threshold", "ThresholdResult", "check_selectors", "evaluate", "parse_threshold"]
 
 _SYNTAX = re.compile(
-    r"^\s*(?:(?P<selector>[A-Za-z][\w.-]*)\s*:\s*)?(?P<metric>[a-z][a-z0-9.]*)\s*"
+    r"^\s*(?:(?P<selector>[A-Za-z][\w.:-]*)\s*:\s*)?(?P<metric>[a-z][a-z0-9.]*)\s*"
     r"(?P<op><=|>=|<|>)\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>%|ms|us|µs|s|/s)?\s*$"
 )
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -108,13 +110,25 @@ def parse_threshold(text: str) -> Threshold:
 def resolve(selector: str, names: Sequence[str]) -> str:
     """The operation name (``service.Operation``) that ``selector`` means among ``names``.
 
+    ``selector`` is any operation reference (:func:`~harness.model.parse_operation_ref`),
+    looked up in the services of ``names``.
+
     :raises InvalidArgument: when it names none of them, or several
     """
-    matches = [n for n in names if selector in (n, n.partition(".")[2])]
-    if len(matches) != 1:
-        why = "is ambiguous" if matches else "names no operation of this load"
-        raise InvalidArgument(f"threshold operation {selector!r} {why}; known: {', '.join(names)}")
-    return matches[0]
+    services = [n.partition(".")[0] for n in names]
+    try:
+        service, op = parse_operation_ref(selector, services)
+        name = f"{service}.{op.name}"
+    except ModelError:
+        name = ""  # unknown to the models: said below, with the operations of this load
+    except HarnessError as exc:  # ambiguous, or not an operation reference at all
+        raise InvalidArgument(f"threshold operation {selector!r}: {exc}") from None
+    if name not in names:
+        raise InvalidArgument(
+            f"threshold operation {selector!r} names no operation of this load; "
+            f"known: {', '.join(names)}"
+        )
+    return name
 
 
 def check_selectors(thresholds: Sequence[Threshold], names: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ from harness.model._diff import Change, ModelDiff, diff_models
 from harness.model._examples import example_value, regex_example
 from harness.model._patterns import UnsupportedPattern, compile_pattern, translate_pattern
 from harness.model._quotas import Quota, QuotaTable, load_quotas
+from harness.model._refs import parse_operation_ref, split_operation_ref
 from harness.model._service import (
     THROTTLING_CODES,
     ErrorRef,
@@ -58,9 +59,11 @@ __all__ = [
     "installed_botocore_version",
     "load_quotas",
     "load_service",
+    "parse_operation_ref",
     "pinned_services",
     "regex_example",
     "specs_dir",
+    "split_operation_ref",
     "sync_specs",
     "translate_pattern",
 ]

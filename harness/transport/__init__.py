@@ -10,9 +10,11 @@ from __future__ import annotations
 from harness.transport._aiobotocore import AioBotocoreTransport
 from harness.transport._fast import FastTransport
 from harness.transport._mock import MockTransport
+from harness.transport._probe import PROBE_TIMEOUT, probe_endpoint, sdk_session
 from harness.transport._types import Call, Reply, ReplyKind, Transport, classify
 
 __all__ = [
+    "PROBE_TIMEOUT",
     "AioBotocoreTransport",
     "Call",
     "FastTransport",
@@ -21,4 +23,6 @@ __all__ = [
     "ReplyKind",
     "Transport",
     "classify",
+    "probe_endpoint",
+    "sdk_session",
 ]

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
+from harness.transport._probe import sdk_session
 from harness.transport._types import Call, Reply
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class AioBotocoreTransport:
     ) -> None:
         self.endpoint_url = endpoint_url
         self.raw = raw
-        self._session = AioSession(profile=profile)
+        self._session = sdk_session(profile, credentials)
         self.region: str = region or self._session.get_config_variable("region") or "us-east-1"
         self._credentials = credentials
         self.identity = credentials[0] if credentials else (profile or "default")
@@ -111,6 +111,30 @@ class AioBotocoreTransport:
                         created.meta.events.register("before-parse", _keep_body)
                     self._clients[key] = client = created
         return client
+
+    async def endpoint(self, service: str, region: str | None = None) -> str:
+        """The URL calls of ``service`` go to, as botocore resolves it (``endpoint_url``, else
+        ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the config file, AWS's own).
+
+        :raises botocore.exceptions.BotoCoreError: when the configuration cannot work (an
+            unknown profile, an invalid config file)
+        """
+        client = await self._client(service, region or self.region)
+        return str(client.meta.endpoint_url)
+
+    async def check_credentials(self) -> bool:
+        """Resolve the credentials calls are signed with; ``False`` when none are found.
+
+        :raises botocore.exceptions.BotoCoreError: when they are configured but cannot be
+            loaded (partial keys, a failing credential process, an expired SSO token...)
+        """
+        if self._credentials:
+            return True
+        found = await self._session.get_credentials()
+        if found is None:
+            return False
+        await found.get_frozen_credentials()  # refreshable ones load (or fail) here
+        return True
 
     async def send(self, call: Call) -> Reply:
         """Make one attempt of ``call``; AWS errors and connection failures become replies."""

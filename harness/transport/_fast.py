@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiobotocore._constants import DEFAULT_KEEPALIVE_TIMEOUT
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore import xform_name
 from botocore.awsrequest import HeadersDict, prepare_request_dict
 from botocore.credentials import ReadOnlyCredentials
@@ -36,13 +35,14 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.handlers import add_recursion_detection_header, generate_idempotent_uuid
-from botocore.httpsession import ProxyConfiguration, create_urllib3_context, get_cert_path
+from botocore.httpsession import create_urllib3_context, get_cert_path
 from yarl import URL
 
 from harness.errors import InvalidArgument, UnknownOperation
 from harness.transport._aiobotocore import _retry_after
 from harness.transport._fast_plan import OperationPlan, plan_operation
 from harness.transport._fast_sigv4 import SigV4Signer
+from harness.transport._probe import proxy_for, sdk_session
 from harness.transport._types import Call, Reply
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class FastTransport:
     ) -> None:
         self.endpoint_url = endpoint_url
         self.raw = raw
-        self._session = AioSession(profile=profile)
+        self._session = sdk_session(profile, credentials)
         self.region: str = region or self._session.get_config_variable("region") or "us-east-1"
         self._credentials = credentials
         self.identity = credentials[0] if credentials else (profile or "default")
@@ -176,20 +176,41 @@ class FastTransport:
         client = await self._stack.enter_async_context(
             self._session.create_client(service, **kwargs)
         )
-        if ProxyConfiguration().proxy_url_for(client.meta.endpoint_url):
+        if proxy_for(client.meta.endpoint_url):
             raise InvalidArgument(
                 f"FastTransport does not support proxies ({client.meta.endpoint_url} would go "
                 "through one); use the aiobotocore transport"
             )
-        if not self._credentials_loaded:
-            credentials = await self._session.get_credentials()
-            if credentials is not None and hasattr(credentials, "refresh_needed"):
-                self._refreshable = credentials
-            elif credentials is not None:
-                self._frozen = await credentials.get_frozen_credentials()
-            self._credentials_loaded = True
+        await self.check_credentials()
         self._clients[(service, region)] = client
         return client
+
+    async def endpoint(self, service: str, region: str | None = None) -> str:
+        """The URL calls of ``service`` go to, as botocore resolves it (``endpoint_url``, else
+        ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the config file, AWS's own).
+
+        :raises botocore.exceptions.BotoCoreError: when the configuration cannot work (an
+            unknown profile, an invalid config file)
+        """
+        region = region or self.region
+        async with self._lock:
+            client = self._clients.get((service, region)) or await self._client(service, region)
+        return str(client.meta.endpoint_url)
+
+    async def check_credentials(self) -> bool:
+        """Resolve the credentials calls are signed with; ``False`` when none are found.
+
+        :raises botocore.exceptions.BotoCoreError: when they are configured but cannot be
+            loaded (partial keys, a failing credential process, an expired SSO token...)
+        """
+        if not self._credentials_loaded:
+            found = await self._session.get_credentials()
+            if found is not None and hasattr(found, "refresh_needed"):
+                self._refreshable = found
+            elif found is not None:
+                self._frozen = await found.get_frozen_credentials()
+            self._credentials_loaded = True
+        return await self._frozen_credentials() is not None
 
     def _ssl_context(self) -> ssl.SSLContext:
         # aiobotocore's context for the default verify setting: botocore's CA bundle rules.

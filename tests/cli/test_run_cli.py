@@ -284,10 +284,11 @@ steps:
     @pytest.mark.parametrize(
         ("rate", "message"),
         [
-            ("Nope=1", "no step of this job calls Nope"),
-            ("greengrassv2.CreateThing=1", "no step of this job calls greengrassv2.CreateThing"),
-            ("CreateThing=fast", "'fast' is not a number"),
-            ("CreateThing=0", "the rate must be positive"),
+            ("Nope=1", "service 'iot' has no operation 'Nope'"),
+            ("greengrassv2.CreateThing=1", "service 'greengrassv2' is not one of iot"),
+            ("ListThings=1", "no step of this job calls iot:ListThings"),
+            ("CreateThing=fast", "not a number of calls per second"),
+            ("CreateThing=0", "the rate must be a positive finite number"),
             ("CreateThing", "expected OPERATION=TPS"),
         ],
     )

@@ -101,8 +101,29 @@ class TestSteps:
         )
 
     def test_service_and_operation_are_required(self) -> None:
+        fails(job({"name": "a", "service": "iot"}), "step 'a': 'operation' is a required string")
         fails(
-            job({"name": "a", "service": "iot"}), "step 'a': 'service' and 'operation' are required"
+            job({"name": "a", "operation": "CreateThing"}),
+            "step 'a': name the service: 'service: iot' or 'operation: iot:CreateThing'",
+        )
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"operation": "iot:CreateThing"},
+            {"operation": "iot.create_thing"},
+            {"service": "iot", "operation": "iot:CreateThing"},
+        ],
+    )
+    def test_the_operation_may_carry_its_service(self, fields: dict[str, str]) -> None:
+        raw = {"name": "a", "params": THING["params"], **fields}
+        parsed = parse_job(job(raw)).steps[0]
+        assert (parsed.service, parsed.operation.name) == ("iot", "CreateThing")
+
+    def test_a_prefix_must_agree_with_the_service(self) -> None:
+        fails(
+            job(step(service="greengrassv2", operation="iot:CreateThing")),
+            "step 'a': 'iot:CreateThing': service 'iot' is not one of greengrassv2",
         )
 
     def test_unknown_service_lists_the_known_ones(self) -> None:

@@ -129,7 +129,13 @@ class TestScenario:
         ("data", "message"),
         [
             ({"operations": []}, "non-empty list"),
-            ({"operations": [{"operation": "CreateThing"}]}, "needs service and operation"),
+            ({"operations": [{"weight": 1}]}, "needs an operation"),
+            ({"operations": [{"operation": "TagResource"}]}, "ambiguous: name the service"),
+            (
+                {"operations": [{"service": "proton", "operation": "iot:CreateThing"}]},
+                "'iot' is not one of proton",
+            ),
+            ({"operations": [{"operation": "CreateThing"}]}, "request 0 is invalid"),
             ({"operations": [{"operation": "iot:CreateThingy"}]}, "no operation 'CreateThingy'"),
             ({"operations": [{"operation": "iot:CreateThing"}]}, "request 0 is invalid"),
             ({"operations": [{**MIX[1], "weight": 0}]}, "weight must be a positive"),
@@ -145,6 +151,22 @@ class TestScenario:
     def test_problems_are_named(self, data: dict[str, Any], message: str) -> None:
         with pytest.raises(InvalidArgument, match=message):
             parse_scenario({"rate": 10, "duration": 5, **data})
+
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            {"operation": "iot:CreateThing"},
+            {"operation": "iot.CreateThing"},
+            {"operation": "CreateThing"},
+            {"operation": "create_thing"},
+            {"operation": "iot:create_thing"},
+            {"service": "iot", "operation": "create_thing"},
+            {"service": "iot", "operation": "iot.CreateThing"},
+        ],
+    )
+    def test_every_operation_spelling(self, entry: dict[str, Any]) -> None:
+        scenario = parse(operations=[{**entry, "params": {"thingName": "t-{n}"}}])
+        assert [op.name for op in scenario.operations] == ["iot.CreateThing"]
 
     def test_validation_can_be_turned_off(self) -> None:
         scenario = parse(operations=[{"operation": "iot:CreateThing", "validate": False}])

@@ -36,6 +36,8 @@ class TestParse:
             ("p99<200ms", None, "p99", "<", 0.2, "latency"),
             ("CreateDeployment:p99<200ms", "CreateDeployment", "p99", "<", 0.2, "latency"),
             ("iot.CreateThing:max<1s", "iot.CreateThing", "max", "<", 1.0, "latency"),
+            ("iot:CreateThing:max<1s", "iot:CreateThing", "max", "<", 1.0, "latency"),
+            ("iot:create_thing : p99<1s", "iot:create_thing", "p99", "<", 1.0, "latency"),
             ("p50<=80ms", None, "p50", "<=", 0.08, "latency"),
             ("p99.99 < 1500us", None, "p99.99", "<", 0.0015, "latency"),
             ("errors<0.1%", None, "errors", "<", 0.001, "ratio"),
@@ -75,13 +77,16 @@ class TestParse:
         assert repr(text) in str(caught.value)
 
     def test_selectors_must_name_one_operation(self) -> None:
-        names = ["iot.CreateThing", "greengrassv2.CreateDeployment", "proton.CreateThing"]
-        check_selectors([parse_threshold("CreateDeployment:p99<1s")], names)
-        check_selectors([parse_threshold("iot.CreateThing:p99<1s")], names)
-        with pytest.raises(InvalidArgument, match="ambiguous"):
-            check_selectors([parse_threshold("CreateThing:p99<1s")], names)
+        names = ["iot.CreateThing", "greengrassv2.ListDeployments", "proton.ListDeployments"]
+        for selector in ("CreateThing", "create_thing", "iot.CreateThing", "iot:CreateThing"):
+            check_selectors([parse_threshold(f"{selector}:p99<1s")], names)
+        check_selectors([parse_threshold("proton:list_deployments:p99<1s")], names)
+        with pytest.raises(InvalidArgument, match=r"ambiguous.*greengrassv2:ListDeployments"):
+            check_selectors([parse_threshold("ListDeployments:p99<1s")], names)
         with pytest.raises(InvalidArgument, match="names no operation"):
             check_selectors([parse_threshold("ListThings:p99<1s")], names)
+        with pytest.raises(InvalidArgument, match="no operation 'NoSuchThing'"):
+            check_selectors([parse_threshold("NoSuchThing:p99<1s")], names)
 
 
 class TestEvaluate:
