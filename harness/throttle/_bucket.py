@@ -13,6 +13,11 @@ until then, waiters are served in arrival order with no heap, no condition and n
 When the rate changes, slots already promised keep their times and the bucket keeps how empty it
 was after the last of them (as a fraction of a full refill): the next slot follows at the new
 spacing, neither overtaking a sleeping task nor adding a burst.
+
+:meth:`TokenBucket.hold` is the exception, for a service that said "slow down": the bucket is
+emptied up to a moment (a ``Retry-After``, or one interval at a rate just cut), and the tasks
+asleep on slots promised before it take new ones after it, at the current spacing. Otherwise the
+backlog queued at the old pace would go out at the old pace, into more throttles.
 """
 
 from __future__ import annotations
@@ -88,6 +93,8 @@ class TokenBucket:
         "_acquired_total",
         "_capacity",
         "_explicit_capacity",
+        "_held_until",
+        "_holds",
         "_interval",
         "_last_grant",
         "_rate",
@@ -119,6 +126,9 @@ class TokenBucket:
         # Counts reservations, so a cancelled waiter can tell whether it still holds the last one.
         self._seq = 0
         self._waiters = 0
+        # Counts holds, so a sleeping waiter can tell that its slot was promised before one.
+        self._holds = 0
+        self._held_until = -math.inf
         self._acquired_total = 0
         self._waited_total = 0.0
 
@@ -153,6 +163,23 @@ class TokenBucket:
             # capacity the span (capacity * T) is one second at any rate >= 1, so `_tat` stays.
             self._tat = self._last_grant + (self._tat - self._last_grant) * (new_span / old_span)
         # A waiter cancelled after this change must not restore state kept in the old units.
+        self._seq += 1
+
+    def hold(self, until: float) -> None:
+        """Grant nothing before ``until`` (``anyio.current_time()`` units), and no burst then.
+
+        The bucket is empty up to ``until``: the next token comes at ``until``, the following
+        ones at the rate. Slots promised to sleeping tasks are withdrawn: each takes a new slot
+        when it wakes, in the order they had, so the queue goes out at the current spacing and
+        not at the pace it was promised at. A hold never shortens one made before.
+        """
+        if until < self._held_until:
+            until = self._held_until
+        self._held_until = until
+        self._tat = until + (self._capacity - 1.0) * self._interval
+        self._last_grant = until
+        self._holds += 1
+        # A waiter cancelled after this must not restore the state before it.
         self._seq += 1
 
     def _earliest(self, now: float, amount: int) -> float:
@@ -224,19 +251,31 @@ class TokenBucket:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return 0.0
 
-        seq = self._seq
+        started = now
         self._waiters += 1
         try:
-            await anyio.sleep(grant - now)
-        except BaseException:
-            if self._seq == seq:
-                self._tat, self._last_grant = undo
-                self._seq -= 1
-            raise
+            while True:
+                seq, holds = self._seq, self._holds
+                try:
+                    await anyio.sleep(grant - now)
+                except BaseException:
+                    if self._seq == seq:
+                        self._tat, self._last_grant = undo
+                        self._seq -= 1
+                    raise
+                if self._holds == holds:
+                    break
+                # A hold withdrew our slot while we slept (it was promised at the old pace):
+                # take a new one.
+                now = anyio.current_time()
+                undo = (self._tat, self._last_grant)
+                grant = self._reserve(now, amount)
+                if grant <= now:
+                    break
         finally:
             self._waiters -= 1
 
-        waited = anyio.current_time() - now
+        waited = anyio.current_time() - started
         self._acquired_total += amount
         self._waited_total += waited
         return waited

@@ -10,7 +10,14 @@ from __future__ import annotations
 from harness.transport._aiobotocore import AioBotocoreTransport
 from harness.transport._fast import FastTransport
 from harness.transport._mock import MockTransport
-from harness.transport._types import Call, Reply, ReplyKind, Transport, classify
+from harness.transport._types import (
+    Call,
+    Reply,
+    ReplyKind,
+    Transport,
+    classify,
+    token_conflict,
+)
 
 __all__ = [
     "AioBotocoreTransport",
@@ -21,4 +28,5 @@ __all__ = [
     "ReplyKind",
     "Transport",
     "classify",
+    "token_conflict",
 ]
