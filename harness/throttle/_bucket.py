@@ -84,13 +84,16 @@ class TokenBucket:
     The bucket starts full. Use ``async with bucket:`` (one token) or :meth:`acquire`.
 
     :param rate: tokens per second; fractions are fine (``0.5`` is one call every two seconds)
-    :param capacity: the burst size; defaults to ``max(rate, 1)`` (one second's worth) and then
-        follows the rate whenever :meth:`set_rate` changes it
-    :raises InvalidArgument: when ``rate <= 0`` or ``capacity < 1``
+    :param capacity: the burst size; defaults to ``max(rate * burst, 1)`` and then follows the
+        rate whenever :meth:`set_rate` changes it
+    :param burst: the default capacity in seconds' worth of tokens (one second's worth: what
+        AWS's buckets allow; less leaves part of the service's burst unused, for jitter)
+    :raises InvalidArgument: when ``rate <= 0``, ``capacity < 1`` or ``burst <= 0``
     """
 
     __slots__ = (
         "_acquired_total",
+        "_burst",
         "_capacity",
         "_explicit_capacity",
         "_held_until",
@@ -104,8 +107,11 @@ class TokenBucket:
         "_waiters",
     )
 
-    def __init__(self, rate: float, capacity: float | None = None) -> None:
+    def __init__(self, rate: float, capacity: float | None = None, *, burst: float = 1.0) -> None:
         rate = _check_rate(rate)
+        if isinstance(burst, bool) or not isinstance(burst, int | float) or not 0 < burst < 1e9:
+            raise InvalidArgument(f"burst must be a positive number of seconds; got {burst!r}")
+        self._burst = float(burst)
         if capacity is not None and (
             isinstance(capacity, bool)
             or not isinstance(capacity, int | float)
@@ -117,7 +123,7 @@ class TokenBucket:
         self._explicit_capacity = capacity is not None
         self._rate = rate
         self._interval = 1.0 / rate
-        self._capacity = float(capacity) if capacity is not None else max(rate, 1.0)
+        self._capacity = float(capacity) if capacity is not None else max(rate * burst, 1.0)
         # -inf means "full since forever": the first burst of up to `capacity` is immediate.
         self._tat = -math.inf
         # The latest grant handed out. Grants are monotonic by construction while the rate is
@@ -146,7 +152,7 @@ class TokenBucket:
         """Change the rate for every reservation made from now on.
 
         Tasks already sleeping in :meth:`acquire` keep their slot times. The capacity follows
-        ``max(rate, 1)`` unless it was given explicitly.
+        ``max(rate * burst, 1)`` unless it was given explicitly.
 
         :raises InvalidArgument: when ``rate <= 0``
         """
@@ -155,12 +161,13 @@ class TokenBucket:
         self._rate = rate
         self._interval = 1.0 / rate
         if not self._explicit_capacity:
-            self._capacity = max(rate, 1.0)
+            self._capacity = max(rate * self._burst, 1.0)
         new_span = self._capacity * self._interval
         if new_span != old_span and self._tat > self._last_grant:
             # Keep how empty the bucket was right after the last promised slot, as a fraction
             # of a full refill, so the next slot follows it at the new spacing. With the default
-            # capacity the span (capacity * T) is one second at any rate >= 1, so `_tat` stays.
+            # capacity the span (capacity * T) is `burst` seconds at any rate >= 1 / burst, so
+            # `_tat` stays.
             self._tat = self._last_grant + (self._tat - self._last_grant) * (new_span / old_span)
         # A waiter cancelled after this change must not restore state kept in the old units.
         self._seq += 1

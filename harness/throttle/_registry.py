@@ -31,6 +31,11 @@ _Key = tuple[str, str, str, str]
 #: enough spare tokens to absorb that jitter, at a cost of 3% of the quota.
 DEFAULT_HEADROOM = 0.97
 
+#: The buckets' burst, in seconds' worth of tokens, when the model publishes none. AWS's buckets
+#: hold one second's worth; taking half of it at most leaves the other half to absorb jitter
+#: (and other clients of the account), which one second's worth at the quota's pace cannot.
+_BURST_SECONDS = 0.5
+
 
 def _model_quota(service: str, operation: str) -> Quota:
     return load_service(service).operation(operation).quota
@@ -92,7 +97,7 @@ class BucketRegistry:
             else:
                 quota = _model_quota(service, operation)
                 tps, capacity = quota.tps * self._headroom, quota.burst
-        bucket = TokenBucket(tps, capacity)
+        bucket = TokenBucket(tps, capacity, burst=_BURST_SECONDS)
         self._buckets[key] = bucket
         if self._adaptive:
             self._controllers[key] = AdaptiveRate(bucket, ceiling=tps)

@@ -119,7 +119,7 @@ class TestConvergence:
         bucket = TokenBucket(250.0)
         controller = AdaptiveRate(bucket, ceiling=250.0, cooldown=0.0)
         run = await simulate(controller, bucket, 25.0, tell_send_time=False)
-        assert run.rate(30, 60) < 0.6 * 25.0
+        assert run.rate(30, 60) < 0.7 * 25.0  # 12-15 TPS, where the defaults hold 25
 
 
 class TestCooldown:
