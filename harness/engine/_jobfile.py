@@ -4,7 +4,8 @@
 
     name: fleet-onboarding
     concurrency: 64                       # calls in flight at once (default 64)
-    retries: {max_attempts: 8, base_delay: 0.2, max_delay: 20}
+    retries: {max_attempts: 8, base_delay: 0.2, max_delay: 20, throttle_budget: 900,
+              in_progress_budget: 120}
     steps:
       - name: groups
         service: iot
@@ -91,11 +92,20 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    """Full-jitter exponential backoff: ``uniform(0, min(max_delay, base_delay * 2**n))``."""
+    """Full-jitter exponential backoff: ``uniform(0, min(max_delay, base_delay * 2**n))``.
+
+    :param max_attempts: attempts that end in a transient error (5xx, connection) per item
+    :param throttle_budget: seconds from an item's first attempt during which throttled
+        attempts are retried (throttles are bounded by time, not by a count)
+    :param in_progress_budget: seconds an item keeps retrying answers that say an earlier
+        attempt with its client token is still in progress
+    """
 
     max_attempts: int = 8
     base_delay: float = 0.2
     max_delay: float = 20.0
+    throttle_budget: float = 900.0
+    in_progress_budget: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,12 +339,23 @@ def parse_job(raw: Any, *, path: Path | None = None) -> Job:
         "max_attempts",
         "base_delay",
         "max_delay",
+        "throttle_budget",
+        "in_progress_budget",
     }:
-        raise JobError("'retries' takes max_attempts, base_delay and max_delay")
+        raise JobError(
+            "'retries' takes max_attempts, base_delay, max_delay, throttle_budget"
+            " and in_progress_budget"
+        )
     retries = RetrySettings(
         max_attempts=_positive(retries_raw.get("max_attempts", 8), "retries.max_attempts", int),
         base_delay=_positive(retries_raw.get("base_delay", 0.2), "retries.base_delay", float),
         max_delay=_positive(retries_raw.get("max_delay", 20.0), "retries.max_delay", float),
+        throttle_budget=_positive(
+            retries_raw.get("throttle_budget", 900.0), "retries.throttle_budget", float
+        ),
+        in_progress_budget=_positive(
+            retries_raw.get("in_progress_budget", 120.0), "retries.in_progress_budget", float
+        ),
     )
     concurrency = _positive(raw.get("concurrency", 64), "concurrency", int)
     return Job(name, tuple(steps), concurrency, retries, region, path)

@@ -6,8 +6,10 @@
 * One semaphore caps the calls in flight for the whole run; one token bucket per (identity,
   region, operation), shared by every task, paces each operation at its quota and adapts to
   throttling (harness.throttle).
-* Retries belong here, not to botocore: full-jitter exponential backoff for throttling, 5xx and
-  connection errors, at least the ``Retry-After`` the service asked for.
+* Retries belong here, not to botocore: full-jitter exponential backoff for throttling, 5xx,
+  connection errors and answers saying an earlier attempt is still in progress, at least the
+  ``Retry-After`` the service asked for. Throttles are bounded by a time budget per item, not an
+  attempt count, so that a throttle storm loses no item.
 * Creates are idempotent: a client token derived from (job, step, item key) is filled in for
   operations that have one, so a retry, a resume or a rerun never creates a duplicate.
 """
@@ -47,7 +49,7 @@ from harness.model import example_value, format_issues
 from harness.paginate import paginate
 from harness.stats import OperationStats, StatsBook
 from harness.throttle import AdaptiveRate, BucketRegistry, TokenBucket, WouldBlock
-from harness.transport import Call, Reply, Transport, classify
+from harness.transport import Call, Reply, Transport, classify, token_conflict
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -538,7 +540,14 @@ class Engine:
         self._emit(ItemFinished(step.name, item.key, "failed", attempts, latency, code, message))
 
     async def _call(self, step: Step, params: dict[str, Any]) -> tuple[Reply, int]:
-        """One logical call with the engine's retries; raises _Failed when it does not succeed."""
+        """One logical call with the engine's retries; raises _Failed when it does not succeed.
+
+        What bounds the retries depends on the answer: throttles are retried until
+        ``throttle_budget`` seconds have passed since the first attempt (a throttle storm must
+        not lose items), answers saying an earlier attempt is still in progress until
+        ``in_progress_budget`` seconds after the first of them, transient errors (5xx, no
+        answer) ``max_attempts`` times. Anything else fails the item at once.
+        """
         op = step.operation
         runtime = self._runtimes.get(step.name)
         if runtime is None:
@@ -552,8 +561,12 @@ class Engine:
         bucket, controller, stats = runtime.bucket, runtime.controller, runtime.stats
         retries = self.job.retries
         call = Call(step.service, op.name, params, step.region)
-        attempts = 0
+        attempts = transient = 0
         first: float | None = None
+        # Set once an attempt may have reached the server without our hearing its answer (no
+        # answer, a 5xx): a retry's conflict on the same client token is then that attempt.
+        unsure = False
+        waiting_since: float | None = None  # the first in-progress answer
         while True:
             try:
                 bucket.acquire_nowait()  # the common case at a generous rate: no await
@@ -566,23 +579,40 @@ class Engine:
                 t1 = self._now()
             attempts += 1
             kind = classify(reply, op)
+            if kind == "error" and unsure and token_conflict(reply, op):
+                kind = "in_progress"
             stats.record_attempt(
                 t1 - t0, throttled=kind == "throttled", error_code=reply.error_code
             )
             if kind == "ok":
                 if controller is not None:
-                    controller.on_success()
+                    controller.on_success(t0)
                 stats.record_call(t1 - first, ok=True, attempts=attempts, at=t1)
                 return reply, attempts
-            if kind == "throttled" and controller is not None:
-                controller.on_throttle()
-                self._emit(Throttled(step.name, step.operation_key, controller.rate))
-            if kind == "error" or attempts >= retries.max_attempts:
+            if kind == "throttled":
+                if controller is not None:
+                    controller.on_throttle(t0)
+                    self._emit(Throttled(step.name, step.operation_key, controller.rate))
+                if reply.retry_after:
+                    # The service said when it will take requests again: from anyone, so the
+                    # whole bucket waits, not only this item.
+                    bucket.hold(t1 + reply.retry_after)
+                give_up = t1 - first >= retries.throttle_budget
+            elif kind == "in_progress":
+                waiting_since = t1 if waiting_since is None else waiting_since
+                give_up = t1 - waiting_since >= retries.in_progress_budget
+            elif kind == "transient":
+                unsure = True
+                transient += 1
+                give_up = transient >= retries.max_attempts
+            else:
+                give_up = True
+            if give_up:
                 code = reply.error_code or f"HTTP{reply.status}"
                 stats.record_call(t1 - first, ok=False, attempts=attempts, error_code=code, at=t1)
                 raise _Failed(code, reply.error_message or f"HTTP status {reply.status}", attempts)
             delay = self._rng.uniform(
-                0, min(retries.max_delay, retries.base_delay * 2 ** (attempts - 1))
+                0, min(retries.max_delay, retries.base_delay * 2 ** min(attempts - 1, 32))
             )
             if reply.retry_after:
                 # At least what the service asked for, even beyond max_delay: retrying sooner

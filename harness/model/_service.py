@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -50,9 +51,22 @@ THROTTLING_CODES = frozenset(
 )
 
 
+#: How a model documents an error that means "an earlier request with this client token is still
+#: being processed" (Greengrass V2's RequestAlreadyInProgressException: "The request is already in
+#: progress. This exception occurs when you use a client token for multiple requests while IoT
+#: Greengrass is still processing an earlier request that uses the same client token.").
+_IN_PROGRESS_DOC = re.compile(
+    r"already in progress|still processing an earlier request", re.IGNORECASE
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorRef:
-    """An error an operation declares, with its wire code and HTTP status."""
+    """An error an operation declares, with its wire code and HTTP status.
+
+    ``in_progress`` marks an error whose documentation says an earlier request with the same
+    client token is still being processed: retrying later gets that request's answer.
+    """
 
     name: str
     code: str
@@ -61,6 +75,7 @@ class ErrorRef:
     sender_fault: bool
     throttling: bool
     retryable: bool
+    in_progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +192,7 @@ def _error_ref(shape: Shape, protocol: str) -> ErrorRef:
         sender_fault=bool(error.get("senderFault", not shape.fault)),
         throttling=throttling,
         retryable=retryable,
+        in_progress=bool(_IN_PROGRESS_DOC.search(str(shape.raw.get("documentation", "")))),
     )
 
 

@@ -5,8 +5,16 @@ same ``beta`` = 0.7 and ``scale`` = 0.4), with the changes its known limitations
 
 * one controller **per bucket**, that is per (identity, region, service, operation), so a
   throttled ``ListThings`` never slows ``CreateThing``;
-* a **cooldown**: when a burst of in-flight requests all come back throttled, botocore cuts the
-  rate once per response (0.7**50 after 50 of them); we count the burst as one decrease;
+* **one decrease per round trip**: when a burst of in-flight requests all come back throttled,
+  botocore cuts the rate once per response (0.7**50 after 50 of them). We cut once for them: a
+  throttle counts only when its request was sent after the last decrease (the engine says when
+  it sent it); a throttle of a request sent since then means the cut rate is still too high, and
+  cuts again at once. Callers that do not say when they sent get a time cooldown instead;
+* **no backlog after a cut**: a decrease empties the bucket (:meth:`TokenBucket.hold`), so the
+  tasks queued at the old pace do not go out as a burst into more throttles;
+* **fast convergence** (as in CUBIC, RFC 9438 section 4.7): throttled again below the last
+  ``w_max``, the curve aims at halfway between, so it probes the limit that was just found
+  less eagerly;
 * it starts at the known quota (the ceiling) instead of unlimited, and never goes above it.
 """
 
@@ -28,6 +36,12 @@ __all__ = ["AdaptiveRate", "AdaptiveStatistics"]
 #: The bucket is only told about rate changes larger than this fraction, so that the per-success
 #: path stays a clock read and a little arithmetic.
 _UPDATE_THRESHOLD = 0.01
+
+#: The rate at which ``scale`` is the cubic's constant as given (botocore's; see _c).
+_SCALE_RATE = 100.0
+
+#: The default lowest rate (botocore's), unless the ceiling is lower.
+_DEFAULT_FLOOR = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +77,13 @@ class AdaptiveRate:
 
     :param bucket: the bucket whose rate this controller sets
     :param ceiling: the highest rate, usually the published quota
-    :param floor: the lowest rate (botocore's minimum is 0.5 per second too)
+    :param floor: the lowest rate; by default botocore's minimum, 0.5 per second, or the
+        ceiling when that is lower (a 0.01 TPS override)
     :param beta: the multiplicative decrease on a throttle
     :param scale: the cubic's scale constant (botocore's ``C``)
-    :param cooldown: seconds after a decrease during which further throttles are ignored;
-        ``None`` means ``max(1, 1 / rate)`` after the decrease, which covers requests already
-        in flight and, at low rates, the next already-reserved slot
+    :param cooldown: for throttles reported without a send time: seconds after a decrease
+        during which they are ignored; ``None`` means ``max(1, 1 / rate)`` after the decrease,
+        which covers requests already in flight and, at low rates, the next reserved slot
     :raises InvalidArgument: when an argument is out of range
     """
 
@@ -76,8 +91,10 @@ class AdaptiveRate:
         "_base",
         "_bucket",
         "_ceiling",
+        "_confirmed",
         "_cooldown",
         "_cooldown_until",
+        "_cut_at",
         "_epoch",
         "_floor",
         "_k",
@@ -94,14 +111,14 @@ class AdaptiveRate:
         bucket: TokenBucket,
         ceiling: float,
         *,
-        floor: float = 0.5,
+        floor: float | None = None,
         beta: float = 0.7,
         scale: float = 0.4,
         cooldown: float | None = None,
     ) -> None:
         self._ceiling = _positive("ceiling", ceiling)
-        self._floor = _positive("floor", floor)
-        if self._floor > self._ceiling:
+        self._floor = _DEFAULT_FLOOR if floor is None else _positive("floor", floor)
+        if floor is not None and self._floor > self._ceiling:
             raise InvalidArgument(
                 f"floor must not exceed the ceiling {ceiling!r}; got floor={floor!r}"
             )
@@ -130,6 +147,10 @@ class AdaptiveRate:
         self._base = self._rate
         self._last_throttle: float | None = None
         self._cooldown_until = -math.inf
+        # When the last decrease happened: throttles of requests sent before it are its echo.
+        self._cut_at = -math.inf
+        # Whether a request sent at the current rate succeeded since the last cut.
+        self._confirmed = True
         self._throttles = 0
         if bucket.rate != self._rate:
             bucket.set_rate(self._rate)
@@ -177,43 +198,74 @@ class AdaptiveRate:
         self._epoch = None
         self._w_max = self._base = target
         self._k = 0.0
-        self._cooldown_until = -math.inf
+        self._cooldown_until = self._cut_at = -math.inf
+        self._confirmed = True
         self._apply(target, force=True)
 
-    def on_throttle(self) -> bool:
-        """Record a throttled response: cut the rate unless a decrease happened moments ago.
+    def on_throttle(self, sent_at: float | None = None) -> bool:
+        """Record a throttled response: cut the rate, unless this throttle answers a request
+        sent before the last cut (or, without ``sent_at``, comes within the cooldown).
 
-        :returns: ``True`` when the rate was decreased, ``False`` inside a cooldown
+        A cut empties the bucket up to one interval at the new rate (:meth:`TokenBucket.hold`).
+
+        :param sent_at: when the throttled request was sent (``anyio.current_time()``)
+        :returns: ``True`` when the rate was decreased
         """
         now = anyio.current_time()
-        if now < self._cooldown_until:
+        if sent_at is not None:
+            if sent_at < self._cut_at:
+                return False
+        elif now < self._cooldown_until:
             return False
 
         floor = self._effective_floor()
-        self._w_max = self._rate
-        new = max(floor, self._rate * self.beta)
-        self._k = math.cbrt(self._w_max * (1 - self.beta) / self.scale)
-        self._epoch = self._last_throttle = now
+        rate = self._rate
+        # Fast convergence: throttled again below the rate of the previous throttle, the limit
+        # has moved down; aim the curve's plateau between the two rather than at the old one.
+        w_max = rate * (1 + self.beta) / 2 if rate < self._w_max else rate
+        # Throttled again before a single request at the cut rate got through: far too fast
+        # still (a start at many times the quota). Cut deeper, so that the descent takes a few
+        # round trips, each of which costs up to a full window of throttled requests.
+        beta = self.beta if self._confirmed else self.beta * self.beta
+        new = max(floor, rate * beta)
+        self._w_max = max(w_max, new)
+        self._k = math.cbrt(max(self._w_max - new, 0.0) / self._c())
+        self._confirmed = False
+        self._epoch = self._last_throttle = self._cut_at = now
         self._base = new
         wait = self._cooldown if self._cooldown is not None else max(1.0, 1.0 / new)
         self._cooldown_until = now + wait
         self._throttles += 1
         self._apply(new, force=True)
+        self._bucket.hold(now + 1.0 / new)
         return True
 
-    def on_success(self) -> None:
-        """Record a successful response: move the rate along the cubic towards the ceiling."""
+    def on_success(self, sent_at: float | None = None) -> None:
+        """Record a successful response: move the rate along the cubic towards the ceiling.
+
+        :param sent_at: when the request was sent; a success of a request sent after the last
+            cut confirms the cut rate (another throttle then cuts by ``beta`` again, not more)
+        """
         if self._rate >= self._ceiling:
             return
 
+        if sent_at is None or sent_at >= self._cut_at:
+            self._confirmed = True
         now = anyio.current_time()
         if self._epoch is None:
             # Below the ceiling with no throttle to recover from (a lowered start, a raised
             # ceiling): probe upwards from the current rate, slowly at first.
             self._epoch, self._w_max, self._k, self._base = now, self._rate, 0.0, self._rate
         t = now - self._epoch - self._k
-        cubic = self.scale * t * t * t + self._w_max
+        cubic = self._c() * t * t * t + self._w_max
         self._apply(min(self._ceiling, max(self._base, cubic)), force=False)
+
+    def _c(self) -> float:
+        # The cubic's constant grows with the rate it aims at, so that a recovery takes as many
+        # seconds at 10 TPS as at 1,000 (botocore's absolute 0.4 is ours at 100 TPS): with an
+        # absolute constant a small quota is probed every second or two, and each probe costs
+        # a throttle, a tenth of the traffic at 10 TPS.
+        return self.scale * self._w_max / _SCALE_RATE
 
     def _apply(self, rate: float, *, force: bool) -> None:
         self._rate = rate

@@ -13,6 +13,11 @@ until then, waiters are served in arrival order with no heap, no condition and n
 When the rate changes, slots already promised keep their times and the bucket keeps how empty it
 was after the last of them (as a fraction of a full refill): the next slot follows at the new
 spacing, neither overtaking a sleeping task nor adding a burst.
+
+:meth:`TokenBucket.hold` is the exception, for a service that said "slow down": the bucket is
+emptied up to a moment (a ``Retry-After``, or one interval at a rate just cut), and the tasks
+asleep on slots promised before it take new ones after it, at the current spacing. Otherwise the
+backlog queued at the old pace would go out at the old pace, into more throttles.
 """
 
 from __future__ import annotations
@@ -79,15 +84,20 @@ class TokenBucket:
     The bucket starts full. Use ``async with bucket:`` (one token) or :meth:`acquire`.
 
     :param rate: tokens per second; fractions are fine (``0.5`` is one call every two seconds)
-    :param capacity: the burst size; defaults to ``max(rate, 1)`` (one second's worth) and then
-        follows the rate whenever :meth:`set_rate` changes it
-    :raises InvalidArgument: when ``rate <= 0`` or ``capacity < 1``
+    :param capacity: the burst size; defaults to ``max(rate * burst, 1)`` and then follows the
+        rate whenever :meth:`set_rate` changes it
+    :param burst: the default capacity in seconds' worth of tokens (one second's worth: what
+        AWS's buckets allow; less leaves part of the service's burst unused, for jitter)
+    :raises InvalidArgument: when ``rate <= 0``, ``capacity < 1`` or ``burst <= 0``
     """
 
     __slots__ = (
         "_acquired_total",
+        "_burst",
         "_capacity",
         "_explicit_capacity",
+        "_held_until",
+        "_holds",
         "_interval",
         "_last_grant",
         "_rate",
@@ -97,8 +107,11 @@ class TokenBucket:
         "_waiters",
     )
 
-    def __init__(self, rate: float, capacity: float | None = None) -> None:
+    def __init__(self, rate: float, capacity: float | None = None, *, burst: float = 1.0) -> None:
         rate = _check_rate(rate)
+        if isinstance(burst, bool) or not isinstance(burst, int | float) or not 0 < burst < 1e9:
+            raise InvalidArgument(f"burst must be a positive number of seconds; got {burst!r}")
+        self._burst = float(burst)
         if capacity is not None and (
             isinstance(capacity, bool)
             or not isinstance(capacity, int | float)
@@ -110,7 +123,7 @@ class TokenBucket:
         self._explicit_capacity = capacity is not None
         self._rate = rate
         self._interval = 1.0 / rate
-        self._capacity = float(capacity) if capacity is not None else max(rate, 1.0)
+        self._capacity = float(capacity) if capacity is not None else max(rate * burst, 1.0)
         # -inf means "full since forever": the first burst of up to `capacity` is immediate.
         self._tat = -math.inf
         # The latest grant handed out. Grants are monotonic by construction while the rate is
@@ -119,6 +132,9 @@ class TokenBucket:
         # Counts reservations, so a cancelled waiter can tell whether it still holds the last one.
         self._seq = 0
         self._waiters = 0
+        # Counts holds, so a sleeping waiter can tell that its slot was promised before one.
+        self._holds = 0
+        self._held_until = -math.inf
         self._acquired_total = 0
         self._waited_total = 0.0
 
@@ -136,7 +152,7 @@ class TokenBucket:
         """Change the rate for every reservation made from now on.
 
         Tasks already sleeping in :meth:`acquire` keep their slot times. The capacity follows
-        ``max(rate, 1)`` unless it was given explicitly.
+        ``max(rate * burst, 1)`` unless it was given explicitly.
 
         :raises InvalidArgument: when ``rate <= 0``
         """
@@ -145,14 +161,32 @@ class TokenBucket:
         self._rate = rate
         self._interval = 1.0 / rate
         if not self._explicit_capacity:
-            self._capacity = max(rate, 1.0)
+            self._capacity = max(rate * self._burst, 1.0)
         new_span = self._capacity * self._interval
         if new_span != old_span and self._tat > self._last_grant:
             # Keep how empty the bucket was right after the last promised slot, as a fraction
             # of a full refill, so the next slot follows it at the new spacing. With the default
-            # capacity the span (capacity * T) is one second at any rate >= 1, so `_tat` stays.
+            # capacity the span (capacity * T) is `burst` seconds at any rate >= 1 / burst, so
+            # `_tat` stays.
             self._tat = self._last_grant + (self._tat - self._last_grant) * (new_span / old_span)
         # A waiter cancelled after this change must not restore state kept in the old units.
+        self._seq += 1
+
+    def hold(self, until: float) -> None:
+        """Grant nothing before ``until`` (``anyio.current_time()`` units), and no burst then.
+
+        The bucket is empty up to ``until``: the next token comes at ``until``, the following
+        ones at the rate. Slots promised to sleeping tasks are withdrawn: each takes a new slot
+        when it wakes, in the order they had, so the queue goes out at the current spacing and
+        not at the pace it was promised at. A hold never shortens one made before.
+        """
+        if until < self._held_until:
+            until = self._held_until
+        self._held_until = until
+        self._tat = until + (self._capacity - 1.0) * self._interval
+        self._last_grant = until
+        self._holds += 1
+        # A waiter cancelled after this must not restore the state before it.
         self._seq += 1
 
     def _earliest(self, now: float, amount: int) -> float:
@@ -224,19 +258,31 @@ class TokenBucket:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return 0.0
 
-        seq = self._seq
+        started = now
         self._waiters += 1
         try:
-            await anyio.sleep(grant - now)
-        except BaseException:
-            if self._seq == seq:
-                self._tat, self._last_grant = undo
-                self._seq -= 1
-            raise
+            while True:
+                seq, holds = self._seq, self._holds
+                try:
+                    await anyio.sleep(grant - now)
+                except BaseException:
+                    if self._seq == seq:
+                        self._tat, self._last_grant = undo
+                        self._seq -= 1
+                    raise
+                if self._holds == holds:
+                    break
+                # A hold withdrew our slot while we slept (it was promised at the old pace):
+                # take a new one.
+                now = anyio.current_time()
+                undo = (self._tat, self._last_grant)
+                grant = self._reserve(now, amount)
+                if grant <= now:
+                    break
         finally:
             self._waiters -= 1
 
-        waited = anyio.current_time() - now
+        waited = anyio.current_time() - started
         self._acquired_total += amount
         self._waited_total += waited
         return waited

@@ -11,7 +11,14 @@ from harness.transport._aiobotocore import AioBotocoreTransport
 from harness.transport._fast import FastTransport
 from harness.transport._mock import MockTransport
 from harness.transport._probe import PROBE_TIMEOUT, probe_endpoint, sdk_session
-from harness.transport._types import Call, Reply, ReplyKind, Transport, classify
+from harness.transport._types import (
+    Call,
+    Reply,
+    ReplyKind,
+    Transport,
+    classify,
+    token_conflict,
+)
 
 __all__ = [
     "PROBE_TIMEOUT",
@@ -25,4 +32,5 @@ __all__ = [
     "classify",
     "probe_endpoint",
     "sdk_session",
+    "token_conflict",
 ]

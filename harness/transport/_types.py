@@ -10,10 +10,11 @@ from harness.model import THROTTLING_CODES
 if TYPE_CHECKING:
     from harness.model import Operation
 
-__all__ = ["Call", "Reply", "ReplyKind", "Transport", "classify"]
+__all__ = ["Call", "Reply", "ReplyKind", "Transport", "classify", "token_conflict"]
 
-#: How the engine should treat a reply: done, slow down and retry, retry, or give up.
-ReplyKind = Literal["ok", "throttled", "transient", "error"]
+#: How the engine should treat a reply: done, slow down and retry, retry, wait for an earlier
+#: attempt (same client token) to finish and retry, or give up.
+ReplyKind = Literal["ok", "throttled", "transient", "in_progress", "error"]
 
 # botocore's standard mode treats these as transient, whatever the status (retries/standard.py).
 _TRANSIENT_CODES = frozenset(
@@ -67,6 +68,8 @@ def classify(reply: Reply, operation: Operation | None = None) -> ReplyKind:
 
     Throttling: the throttling codes (status ignored) and errors the model marks
     ``retryable: {throttling: true}``. Transient: no HTTP answer, 5xx, and request timeouts.
+    In progress: an error the model documents as "an earlier request with this client token is
+    still being processed" (Greengrass's RequestAlreadyInProgressException).
     """
     if reply.ok:
         return "ok"
@@ -77,11 +80,32 @@ def classify(reply: Reply, operation: Operation | None = None) -> ReplyKind:
         ref = operation.error(code) or operation.service.errors.get(code)
         if ref is not None and ref.throttling:
             return "throttled"
+        if ref is not None and ref.in_progress:
+            return "in_progress"
         if ref is not None and ref.retryable:
             return "transient"
     if reply.status == 0 or reply.status >= 500 or code in _TRANSIENT_CODES:
         return "transient"
     return "error"
+
+
+def token_conflict(reply: Reply, operation: Operation) -> bool:
+    """Whether ``reply`` is the conflict an operation with a client token answers for a token
+    it has seen: a 409 the operation declares (ConflictException, ResourceAlreadyExists...), or
+    an IdempotentParameterMismatch.
+
+    On the first attempt it is a real conflict. On a retry that follows an attempt whose fate is
+    unknown (no answer, a 5xx), with the same token and parameters, it is presumably that
+    attempt, still in flight on the server: services without a dedicated "in progress" error
+    (IoT Wireless) answer a reused token that way until the first request finishes.
+    """
+    if not operation.idempotency_members or reply.ok:
+        return False
+    code = reply.error_code or ""
+    if code.startswith("IdempotentParameterMismatch"):
+        return True
+    ref = operation.error(code)
+    return ref is not None and ref.status == 409 and reply.status == 409
 
 
 class Transport(Protocol):

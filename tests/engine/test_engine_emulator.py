@@ -162,7 +162,8 @@ async def test_a_rerun_creates_nothing_new(harness_emulator: EmulatorThread) -> 
 
 @pytest.mark.anyio
 async def test_throttling_is_absorbed(harness_emulator: EmulatorThread) -> None:
-    # The engine is told CreateThing may go at 1000 TPS; the emulator enforces the 100 TPS quota.
+    # The engine is told CreateThingGroup may go at 250 TPS; the emulator enforces the 25 TPS
+    # quota. (A small quota: a loaded machine's client still goes well beyond it.)
     harness_emulator.call(lambda: harness_emulator.core.configure({"throttle": "aws"}))
     job = parse_job(
         {
@@ -173,36 +174,36 @@ async def test_throttling_is_absorbed(harness_emulator: EmulatorThread) -> None:
                 {
                     "name": "things",
                     "service": "iot",
-                    "operation": "CreateThing",
-                    "items": {"count": 300},
-                    "params": {"thingName": "burst-{{ index }}"},
+                    "operation": "CreateThingGroup",
+                    "items": {"count": 150},
+                    "params": {"thingGroupName": "burst-{{ index }}"},
                 }
             ],
         }
     )
     registry = BucketRegistry()
-    registry.override("iot", "CreateThing", 1000)
+    registry.override("iot", "CreateThingGroup", 250)
     events: list[Event] = []
     async with transport(harness_emulator, max_connections=64) as client:
         summary = await Engine(job, client, sink=events.append, registry=registry).run()
 
     assert summary.exit_code == 0
-    assert summary.steps["things"].ok == 300
+    assert summary.steps["things"].ok == 150
     throttled = [e for e in events if isinstance(e, Throttled)]
     assert throttled
-    assert min(e.rate for e in throttled) < 1000
-    stats = summary.stats.stats("iot.CreateThing")
+    assert min(e.rate for e in throttled) < 250
+    stats = summary.stats.stats("iot.CreateThingGroup")
     assert stats.throttles > 0
     assert stats.retries > 0
     assert max(e.attempts for e in events if isinstance(e, ItemFinished)) > 1
 
     emulator_stats = harness_emulator.call(harness_emulator.core.stats)
-    create = emulator_stats["operations"]["iot.CreateThing"]
+    create = emulator_stats["operations"]["iot.CreateThingGroup"]
     assert create["throttles"] > 0
-    assert create["requests"] == 300 + create["throttles"]
+    assert create["requests"] == 150 + create["throttles"]
     assert (
         harness_emulator.call(
-            lambda: len(harness_emulator.core.state(ACCOUNT, REGION, "iot").things)
+            lambda: len(harness_emulator.core.state(ACCOUNT, REGION, "iot").groups)
         )
-        == 300
+        == 150
     )

@@ -338,10 +338,18 @@ class TestRetriesAndConcurrency:
     def test_retries(self) -> None:
         parsed = parse_job(job(retries={"max_attempts": 3, "base_delay": 0.5, "max_delay": 4}))
         assert parsed.retries == RetrySettings(3, 0.5, 4.0)
+        assert (parsed.retries.throttle_budget, parsed.retries.in_progress_budget) == (900, 120)
+
+    def test_time_budgets(self) -> None:
+        parsed = parse_job(job(retries={"throttle_budget": 60, "in_progress_budget": 7.5}))
+        assert parsed.retries == RetrySettings(throttle_budget=60.0, in_progress_budget=7.5)
 
     @pytest.mark.parametrize("retries", [{"max_tries": 3}, [3], "3"])
     def test_unknown_retry_fields(self, retries: Any) -> None:
-        fails(job(retries=retries), r"'retries' takes max_attempts, base_delay and max_delay")
+        fails(
+            job(retries=retries),
+            r"'retries' takes max_attempts, base_delay, max_delay, throttle_budget",
+        )
 
     @pytest.mark.parametrize(
         ("field", "value"),
@@ -356,6 +364,9 @@ class TestRetriesAndConcurrency:
             ("max_delay", -1),
             ("max_delay", float("nan")),
             ("max_delay", float("inf")),
+            ("throttle_budget", 0),
+            ("throttle_budget", float("nan")),
+            ("in_progress_budget", -1),
         ],
     )
     def test_bad_retries(self, field: str, value: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from trio.testing import MockClock
 
 from harness.errors import InvalidArgument, UnknownOperation
-from harness.throttle import AdaptiveRate, BucketRegistry, TokenBucket
+from harness.throttle import DEFAULT_HEADROOM, AdaptiveRate, BucketRegistry, TokenBucket
 
 KEY = ("acct-1", "us-east-1", "iot", "CreateThing")
 
@@ -68,11 +68,21 @@ class TestRates:
     def test_defaults_come_from_the_model_quotas(
         self, service: str, operation: str, tps: float
     ) -> None:
+        # A little under the quota: at exactly the quota, jitter gets calls throttled.
         registry = BucketRegistry()
         bucket = registry.bucket("a", "us-east-1", service, operation)
-        assert (bucket.rate, bucket.capacity) == (tps, tps)
+        default = pytest.approx(tps * DEFAULT_HEADROOM)
+        # Half a second's burst: the other half of the service's is left for jitter.
+        assert (bucket.rate, bucket.capacity) == (default, pytest.approx(tps * 0.97 / 2))
         controller = registry.controller("a", "us-east-1", service, operation)
-        assert controller is not None and controller.ceiling == tps
+        assert controller is not None and controller.ceiling == default
+        exact = BucketRegistry(headroom=1.0).bucket("a", "us-east-1", service, operation)
+        assert exact.rate == tps
+
+    @pytest.mark.parametrize("headroom", [0, -0.5, 1.5, float("nan"), True, "0.9"])
+    def test_bad_headroom(self, headroom: object) -> None:
+        with pytest.raises(InvalidArgument, match="headroom"):
+            BucketRegistry(headroom=headroom)  # type: ignore[arg-type]
 
     def test_unknown_operation_is_a_model_error(self) -> None:
         with pytest.raises(UnknownOperation):
@@ -106,7 +116,8 @@ class TestOverride:
             assert controller is not None
             assert (controller.rate, controller.ceiling) == (40.0, 40.0)
         assert before.rate == after.rate == 40.0
-        assert registry.bucket("a", "r", "iot", "ListThings").rate == 10.0  # untouched
+        untouched = registry.bucket("a", "r", "iot", "ListThings").rate
+        assert untouched == pytest.approx(10.0 * DEFAULT_HEADROOM)
 
     def test_service_none_means_any_service_and_specific_wins(self) -> None:
         registry = BucketRegistry(lambda s, o: 10.0, adaptive=False)
@@ -135,7 +146,7 @@ class TestOverride:
 class TestSnapshot:
     @pytest.mark.anyio
     async def test_snapshot_for_reports(self) -> None:
-        registry = BucketRegistry()
+        registry = BucketRegistry(headroom=1.0)
         registry.bucket(*KEY)
         registry.bucket("acct-1", "eu-west-1", "iot", "CreateThing")
         controller = registry.controller("a", "r", "greengrassv2", "CreateDeployment")
@@ -162,5 +173,6 @@ class TestSnapshot:
         async with anyio.create_task_group() as tg:
             for _ in range(30):
                 tg.start_soon(call)
-        assert anyio.current_time() - start == pytest.approx(2.0)
+        # A burst of 5 (half a second's worth), then 25 more at 10 per second.
+        assert anyio.current_time() - start == pytest.approx(2.5)
         assert len(registry) == 1
