@@ -10,6 +10,8 @@ quantifier are inlined) of anchors and of single-character items (a literal, a c
 each alone or under one quantifier, with no alternation or lookaround. For every item whose
 count can vary, its characters are disjoint from those of the items that can come right after
 it: the following items up to and including the first that must match at least one character.
+And no class has more than 16 ranges of code points (a Unicode category, tested range by range,
+would make each character cost microseconds).
 
 **Why that is linear.** ``fullmatch`` starts at position 0 only. A repeated single character
 compiles to one counting loop that takes its characters (greedily or lazily) and then backs off
@@ -41,6 +43,9 @@ else:  # the public names are deprecated aliases of these since Python 3.11
 
 __all__ = ["linear_in_re"]
 
+# re tests a character against a class in time that can grow with its number of ranges (a
+# Unicode category is hundreds of them: 3.6 µs per character for [^\p{C}]); those go to RE2.
+_MAX_RANGES = 16
 _REPEATS = (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT)
 # (characters, least count, most count); anchors are None: zero-width, checked in O(1).
 _Item = tuple[Ranges, int, float] | None
@@ -61,7 +66,7 @@ def _flatten(items: Sequence[tuple[Any, Any]], flags: int, out: list[_Item]) -> 
             return False
         inner_op, inner_av = body[0]
         chars = char_ranges(inner_op, inner_av, flags)
-        if chars is None:
+        if chars is None or len(chars) > _MAX_RANGES:
             return False
         out.append((chars, lo, float("inf") if hi is _c.MAXREPEAT else hi))
     return True

@@ -160,6 +160,6 @@ def fallback_patterns(patterns: list[str]) -> dict[str, tuple[str, ...]]:
             matcher = pattern_matcher(pattern)
         except UnsupportedPattern:
             continue
-        if matcher.engine != "re2":
+        if matcher.engine == "re2+re":
             out[pattern] = matcher.widened
     return out
