@@ -147,6 +147,13 @@ class Validator:
         self._check(shape)(value, path, out)
         return out
 
+    def prepare(self, shape: Shape) -> None:
+        """Compile the checks of ``shape`` and of every shape under it now, not on first use.
+
+        Validating a prepared shape only reads the validator, so another thread may do it.
+        """
+        self._check(shape)
+
     def _check(self, shape: Shape) -> _Check:
         check = self._checks.get(shape.name)
         if check is None:
