@@ -20,7 +20,12 @@ import anyio
 import orjson
 
 from harness.emulator import services as _services  # noqa: F401 - registers the handlers
-from harness.emulator._budget import INLINE_BODY_BYTES, check_in_worker, check_request
+from harness.emulator._budget import (
+    INLINE_BODY_BYTES,
+    check_in_worker,
+    check_request,
+    warm_up,
+)
 from harness.emulator._context import (
     ApiError,
     Context,
@@ -128,6 +133,7 @@ class EmulatorCore:
         self.settings = settings or EmulatorSettings()
         self.models: dict[str, ServiceModel] = {name: load_service(name) for name in services}
         self.router = Router(self.models.values())
+        warm_up(self.models.values())  # no request pays for compiling the model's checks
         self._rng = random.Random(self.settings.seed)
         self._handlers = registered_handlers()
         self._state_types = registered_states()
@@ -140,6 +146,13 @@ class EmulatorCore:
         self.conformance_failures: list[str] = []
         self._worker: anyio.CapacityLimiter | None = None  # the thread that checks big bodies
         self.reset()
+
+    async def start(self) -> None:
+        """Start the thread that checks big bodies: its first use imports anyio's thread
+        machinery (~100 ms under load), which no request should wait for."""
+        if self._worker is None:
+            self._worker = anyio.CapacityLimiter(1)
+            await anyio.to_thread.run_sync(int, limiter=self._worker)
 
     # ------------------------------------------------------------------------------ state
     def reset(self) -> None:

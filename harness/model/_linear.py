@@ -26,20 +26,17 @@ loops took, at most n. The total is O(n * k).
 from __future__ import annotations
 
 import re
-import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from harness.model._patterns import translate_pattern
-from harness.model._re2_syntax import Ranges, char_ranges, intersects
+from harness.model._patterns import UnsupportedPattern
+from harness.model._re2_syntax import Ranges, char_ranges, intersects, parse_pattern
 
 if TYPE_CHECKING:
     import sre_constants as _c
-    import sre_parse as _p
     from collections.abc import Sequence
 else:  # the public names are deprecated aliases of these since Python 3.11
     import re._constants as _c
-    import re._parser as _p
 
 __all__ = ["linear_in_re"]
 
@@ -76,10 +73,8 @@ def _flatten(items: Sequence[tuple[Any, Any]], flags: int, out: list[_Item]) -> 
 def linear_in_re(pattern: str) -> bool:
     """Whether :mod:`re` full-matches ``pattern`` in time linear in the value (see the rule)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            tree = _p.parse(translate_pattern(pattern), re.ASCII)
-    except (re.error, ValueError):
+        tree = parse_pattern(pattern)
+    except (re.error, UnsupportedPattern):
         return False
     items: list[_Item] = []
     if not _flatten(tree.data, tree.state.flags, items):

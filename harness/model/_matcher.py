@@ -83,10 +83,11 @@ class PatternMatcher:
         self.widened: tuple[str, ...] = ()
         self._classes: tuple[Ranges, ...] = ()
         self._re2: Any = None
-        self._re: re.Pattern[str] | None = compile_pattern(pattern)
+        self._re: re.Pattern[str] | None = None
         if linear_in_re(pattern):
             #: ``"re"``, ``"re2"`` or ``"re2+re"`` (see the module's documentation).
             self.engine: Engine = "re"
+            self._re = compile_pattern(pattern)
             return
         written = re2_pattern(pattern)
         compiled = _compile_re2(written.text)
@@ -100,8 +101,8 @@ class PatternMatcher:
         self._classes = written.classes
         self.widened = written.widened
         self.engine = "re2" if written.exact else "re2+re"
-        if written.exact:
-            self._re = None
+        if not written.exact:
+            self._re = compile_pattern(pattern)
 
     def __repr__(self) -> str:
         return f"PatternMatcher({self.pattern!r}, engine={self.engine!r})"

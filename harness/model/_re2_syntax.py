@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from harness.model._patterns import UnsupportedPattern, translate_pattern
@@ -269,6 +270,20 @@ class Re2Pattern:
     classes: tuple[Ranges, ...]
 
 
+@lru_cache(maxsize=256)
+def parse_pattern(pattern: str) -> Any:
+    """Python's parse tree of a model pattern (translated first), shared by the matcher's steps.
+
+    :raises re.error: when Python cannot parse the translation
+    :raises UnsupportedPattern: when the pattern cannot be translated
+    """
+    with warnings.catch_warnings():
+        # Python warns that "[[", "&&" or "--" in a class may change meaning some day; we
+        # read them as re does today, the way compile_pattern does.
+        warnings.simplefilter("ignore", FutureWarning)
+        return _p.parse(translate_pattern(pattern), re.ASCII)
+
+
 def re2_pattern(pattern: str, *, cap_repeats: bool = False) -> Re2Pattern:
     """Write a model pattern (Java flavour, as in the model) for RE2.
 
@@ -277,11 +292,7 @@ def re2_pattern(pattern: str, *, cap_repeats: bool = False) -> Re2Pattern:
     :raises UnsupportedPattern: when the pattern cannot be translated or parsed
     """
     try:
-        with warnings.catch_warnings():
-            # Python warns that "[[", "&&" or "--" in a class may change meaning some day; we
-            # read them as re does today, the way compile_pattern does.
-            warnings.simplefilter("ignore", FutureWarning)
-            tree = _p.parse(translate_pattern(pattern), re.ASCII)
+        tree = parse_pattern(pattern)
         writer = _Writer(cap_repeats=cap_repeats)
         text = writer.seq(tree.data, tree.state.flags, True)
     except re.error as exc:

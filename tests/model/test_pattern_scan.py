@@ -2,7 +2,7 @@
 
 With Python's backtracking ``re`` a 2,401-character Proton ``S3Bucket`` froze the emulator for
 34 s, and ten 800-character managed-integrations metadata values ending in a newline for 14.5 s.
-The values here are built the same way (``adversarial.py``) for every pattern: at the longest
+The values here are built the same way (``tests/adversarial.py``) for every pattern: at the longest
 length the model allows (or 10,000 characters where it sets none), matched directly, and at 2x
 and 10x that length through the validator, which must reject them on their length alone.
 
