@@ -25,6 +25,8 @@ from adversarial import attack_requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from harness.emulator._budget import INLINE_BODY_BYTES
+
 WORST_STALL_S = 0.100
 
 
@@ -144,3 +146,49 @@ def test_health_answers_while_adversarial_requests_are_judged(emulator: str) -> 
     assert refused >= len(requests) // 2  # the values are adversarial: most are refused
     assert len(probe.answers) > 20
     assert probe.worst_gap() < WORST_STALL_S, f"worst stall {probe.worst_gap() * 1e3:.0f} ms"
+
+
+class TestBigBodies:
+    """Bodies over INLINE_BODY_BYTES are checked in the worker thread, with the same answers."""
+
+    def test_a_big_valid_request_creates_the_thing(self, aws_client: Any) -> None:
+        iot = aws_client("iot")
+        attributes = {f"attr{i}": "v" * 800 for i in range(40)}  # ~33 KB of JSON
+        assert len(json.dumps(attributes)) > INLINE_BODY_BYTES
+        iot.create_thing_type(thingTypeName="big")  # a typed thing takes up to 50 attributes
+        payload = {"attributes": attributes}
+        iot.create_thing(thingName="big-valid", thingTypeName="big", attributePayload=payload)
+        found = iot.describe_thing(thingName="big-valid")
+        assert found["attributes"] == attributes
+
+    def test_a_big_invalid_request_names_every_broken_value(self, aws_client: Any) -> None:
+        iot = aws_client("iot")
+        attributes = {f"attr{i}": "v" * 799 + "\n" for i in range(40)}  # newline: off pattern
+        with pytest.raises(ClientError) as caught:
+            iot.create_thing(thingName="big-invalid", attributePayload={"attributes": attributes})
+        error = caught.value.response["Error"]
+        assert error["Code"] == "InvalidRequestException"
+        assert "validation errors detected" in error["Message"]
+        with pytest.raises(ClientError):
+            iot.describe_thing(thingName="big-invalid")
+
+    def test_a_big_malformed_body_is_a_serialization_error(self, harness_endpoint: str) -> None:
+        import urllib.error
+        import urllib.request
+
+        body = b'{"attributePayload": {"attributes": {' + b'"a": "b", ' * 4000 + b"}"
+        request = urllib.request.Request(
+            f"{harness_endpoint}/things/malformed",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/iot/"
+                "aws4_request, SignedHeaders=host, Signature=x",
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=60)
+        with caught.value as answer:
+            assert answer.code == 400
+            assert answer.headers["x-amzn-ErrorType"].startswith("SerializationException")
