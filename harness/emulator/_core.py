@@ -20,6 +20,12 @@ import anyio
 import orjson
 
 from harness.emulator import services as _services  # noqa: F401 - registers the handlers
+from harness.emulator._budget import (
+    INLINE_BODY_BYTES,
+    check_in_worker,
+    check_request,
+    warm_up,
+)
 from harness.emulator._context import (
     ApiError,
     Context,
@@ -36,7 +42,7 @@ from harness.emulator._state import (
     TokenCodec,
     params_digest,
 )
-from harness.emulator._wire import WireError, encode_error
+from harness.emulator._wire import encode_error
 from harness.model import SEED_SERVICES, example_value, format_issues, load_service
 
 if TYPE_CHECKING:
@@ -134,6 +140,7 @@ class EmulatorCore:
         self.settings = settings or EmulatorSettings()
         self.models: dict[str, ServiceModel] = {name: load_service(name) for name in services}
         self.router = Router(self.models.values())
+        warm_up(self.models.values())  # no request pays for compiling the model's checks
         self._rng = random.Random(self.settings.seed)
         self._handlers = registered_handlers()
         self._state_types = registered_states()
@@ -144,7 +151,15 @@ class EmulatorCore:
         self._id_prefix = f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-a{digits[17:20]}-"
         self._requests = 0
         self.conformance_failures: list[str] = []
+        self._worker: anyio.CapacityLimiter | None = None  # the thread that checks big bodies
         self.reset()
+
+    async def start(self) -> None:
+        """Start the thread that checks big bodies: its first use imports anyio's thread
+        machinery (~100 ms under load), which no request should wait for."""
+        if self._worker is None:
+            self._worker = anyio.CapacityLimiter(1)
+            await anyio.to_thread.run_sync(int, limiter=self._worker)
 
     # ------------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -237,6 +252,9 @@ class EmulatorCore:
         except RouteError as exc:
             response = self._unknown_operation(exc)
         else:
+            if len(body) > INLINE_BODY_BYTES:  # parse and validate it off the event loop
+                request = (query, getall, headers, body)
+                return self._offloaded(route, account, region, request, request_id)
             answer = self._dispatch(route, account, region, query, getall, headers, body)
             if not isinstance(answer, tuple):
                 return self._delayed(answer, request_id)
@@ -295,18 +313,40 @@ class EmulatorCore:
         model, op = route.service, route.operation
         stats = self._stats[route.codec.stats_key]
         stats.requests += 1
+        checked = check_request(route, query, getall, headers, body)
+        if isinstance(checked, tuple):
+            return self._error(model, op, *checked)
+        return self._admitted(route, account, region, checked)
+
+    async def _offloaded(
+        self,
+        route: Route,
+        account: str,
+        region: str,
+        request: tuple[Mapping[str, Any], Callable[[str], list[str]], Mapping[str, str], bytes],
+        request_id: str,
+    ) -> Response:
+        """:meth:`_dispatch` for a big body: parsed and validated in the worker thread."""
+        self._stats[route.codec.stats_key].requests += 1
+        if self._worker is None:
+            self._worker = anyio.CapacityLimiter(1)
+        checked = await check_in_worker(route, *request, limiter=self._worker)
+        if isinstance(checked, tuple):
+            answer: Response | _Delayed = self._error(route.service, route.operation, *checked)
+        else:
+            answer = self._admitted(route, account, region, checked)
+        if not isinstance(answer, tuple):
+            return await self._delayed(answer, request_id)
+        answer[1]["x-amzn-RequestId"] = request_id
+        return answer
+
+    def _admitted(
+        self, route: Route, account: str, region: str, params: dict[str, Any]
+    ) -> Response | _Delayed:
+        """The rest of a request whose parameters passed the checks (on the event loop)."""
+        model, op = route.service, route.operation
+        stats = self._stats[route.codec.stats_key]
         settings = self.settings
-        try:
-            params = route.codec.parse(route.labels, query, getall, headers, body)
-        except WireError as exc:
-            return self._error(model, op, "SerializationException", str(exc), 400)
-        issues = op.validate(params)
-        if issues:
-            # Unknown members are ignored, as AWS services do with fields they do not know.
-            issues = [i for i in issues if i.constraint != "unknown"]
-            if issues:
-                code = validation_error_code(model, op)
-                return self._error(model, op, code, format_issues(issues))
         # The emulator's clocks (throttle buckets, idempotency expiry) read time.monotonic(),
         # not anyio.current_time(): this runs outside any task on the HTTP server's fast path,
         # where anyio cannot tell the event loop, and only when a bucket or a token needs it.

@@ -181,6 +181,7 @@ class Emulator:
 
         :raises HarnessError: when the address cannot be bound
         """
+        await self.core.start()
         try:
             if self.http == "aiohttp":
                 await self._start_aiohttp()

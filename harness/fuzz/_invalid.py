@@ -30,7 +30,7 @@ from harness.fuzz._strategies import (
     valid_string,
     valid_values,
 )
-from harness.model import compile_pattern
+from harness.model import pattern_matcher
 
 if TYPE_CHECKING:
     from harness.model import Operation, Shape
@@ -325,7 +325,7 @@ def _matching(shape: Shape, lo: int, hi: int, prefer_top: bool, ch: Chooser) -> 
     else:
         length = pick_span(ch, spans)
     text = gen.generate(ch, length)
-    return text if gen.regex.fullmatch(text) else None
+    return text if pattern_matcher(gen.pattern).fullmatch(text) else None
 
 
 def _off_enum(shape: Shape, ch: Chooser) -> str | None:
@@ -348,7 +348,7 @@ def _off_pattern(shape: Shape, value: str, ch: Chooser) -> str | None:
     """A string with a valid length that does not match the pattern: ``value`` with one character
     swapped for an odd one, else a run of one odd character."""
     assert shape.pattern is not None
-    regex = compile_pattern(shape.pattern)
+    matches = pattern_matcher(shape.pattern).fullmatch
     lo, hi = string_bounds(shape)
     start = ch.integer(0, len(_ODD) - 1)
     odd = _ODD[start:] + _ODD[:start]
@@ -359,7 +359,7 @@ def _off_pattern(shape: Shape, value: str, ch: Chooser) -> str | None:
     for size in sorted({len(value), lo, lo + 1}):
         candidates.extend(c * size for c in odd)
     for text in candidates:
-        if (hi is None or len(text) <= hi) and len(text) >= lo and regex.fullmatch(text) is None:
+        if (hi is None or len(text) <= hi) and len(text) >= lo and not matches(text):
             return text
     return None
 

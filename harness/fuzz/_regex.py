@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
 
-from harness.model import UnsupportedPattern, compile_pattern
+from harness.model import UnsupportedPattern, compile_pattern, pattern_matcher
 
 if TYPE_CHECKING:
     import sre_constants as _c
@@ -425,13 +425,14 @@ def pattern_strings(pattern: str) -> PatternStrings | None:
     """
     try:
         gen = PatternStrings(pattern)
+        matches = pattern_matcher(pattern).fullmatch
     except (_Unsupported, UnsupportedPattern, RecursionError):
         return None
     ch = Chooser(_no_draw, budget=0, rng=random.Random(pattern))
     lengths = gen.lengths(256)
     samples = {span[k] for span in (lengths[:2] + lengths[-1:]) for k in (0, 1)}
     for length in sorted(samples):
-        if any(gen.regex.fullmatch(gen.generate(ch, length)) is None for _ in range(4)):
+        if not all(matches(gen.generate(ch, length)) for _ in range(4)):
             return None
     return gen
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from harness.errors import InvalidArgument
 from harness.fuzz._regex import ANY_STRING, Chooser, Spans, intersect, pattern_strings, pick_span
-from harness.model import compile_pattern
+from harness.model import compile_pattern, pattern_matcher
 
 if TYPE_CHECKING:
     from harness.model import Operation, Shape
@@ -62,7 +62,7 @@ def valid_except_enum(shape: Shape, value: str) -> bool:
     lo, hi = string_bounds(shape)
     if not lo <= len(value) <= (len(value) if hi is None else hi):
         return False
-    return shape.pattern is None or compile_pattern(shape.pattern).fullmatch(value) is not None
+    return shape.pattern is None or pattern_matcher(shape.pattern).fullmatch(value)
 
 
 @lru_cache(maxsize=4096)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from harness.model._diff import Change, ModelDiff, diff_models
 from harness.model._examples import example_value, regex_example
+from harness.model._matcher import PatternMatcher, fallback_patterns, pattern_matcher
 from harness.model._patterns import UnsupportedPattern, compile_pattern, translate_pattern
 from harness.model._quotas import Quota, QuotaTable, load_quotas
 from harness.model._refs import parse_operation_ref, split_operation_ref
@@ -44,6 +45,7 @@ __all__ = [
     "ModelDiff",
     "Operation",
     "Paginator",
+    "PatternMatcher",
     "Quota",
     "QuotaTable",
     "ServiceModel",
@@ -55,11 +57,13 @@ __all__ = [
     "compile_pattern",
     "diff_models",
     "example_value",
+    "fallback_patterns",
     "format_issues",
     "installed_botocore_version",
     "load_quotas",
     "load_service",
     "parse_operation_ref",
+    "pattern_matcher",
     "pinned_services",
     "regex_example",
     "specs_dir",

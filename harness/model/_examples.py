@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ModelError
+from harness.model._matcher import pattern_matcher
 from harness.model._patterns import compile_pattern, translate_pattern
 
 if TYPE_CHECKING:
@@ -231,14 +232,13 @@ def regex_example(
     :returns: the string, or ``None`` when none can be built (never a string that does not match)
     :raises UnsupportedPattern: when the pattern cannot be translated to Python at all
     """
-    regex = compile_pattern(pattern)
-    return _regex_example(pattern, regex, min_len, max_len, seed)
+    compile_pattern(pattern)  # raises UnsupportedPattern for a pattern Python cannot read
+    return _regex_example(pattern, min_len, max_len, seed)
 
 
 @lru_cache(maxsize=8192)
-def _regex_example(
-    pattern: str, regex: re.Pattern[str], min_len: int, max_len: int | None, seed: int
-) -> str | None:
+def _regex_example(pattern: str, min_len: int, max_len: int | None, seed: int) -> str | None:
+    matches = pattern_matcher(pattern).fullmatch
     tree = _tree(pattern)
     if tree is None:
         return None
@@ -254,7 +254,7 @@ def _regex_example(
                 text = writer.write(tree, length)
             except _Fail:
                 continue
-            if regex.fullmatch(text) is None or not lo <= len(text) <= hi:
+            if not lo <= len(text) <= hi or not matches(text):
                 continue
             if writer.rest == 0:
                 return text
@@ -381,12 +381,12 @@ def _scalar(shape: Shape, seed: int) -> Any:
 
 def _string(shape: Shape, seed: int) -> str:
     lo, hi = _bounds(shape)
-    regex = compile_pattern(shape.pattern) if shape.pattern else None
+    matches = pattern_matcher(shape.pattern).fullmatch if shape.pattern else None
     if shape.enum:
         for i in range(len(shape.enum)):
             text = shape.enum[(seed + i) % len(shape.enum)]
             fits = lo <= len(text) <= (len(text) if hi is None else hi)
-            if fits and (regex is None or regex.fullmatch(text)):
+            if fits and (matches is None or matches(text)):
                 return text
         raise ModelError(f"shape {shape.name!r}: no enum value fits its length and pattern")
     if shape.pattern:

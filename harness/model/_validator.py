@@ -4,6 +4,8 @@ botocore's client-side validator checks required members, types and ``min``; it 
 ``pattern`` and ``enum``, so AWS rejects requests botocore let through. This one checks all of them:
 required, types, min/max (lengths, values, counts), patterns (full match, ASCII classes), enums,
 unions (exactly one member), unknown members, nested structures, lists and maps (keys and values).
+A string is checked for its type, then its length, then its enum, and only a value that passed
+those is matched against its pattern, by :func:`pattern_matcher` (linear time).
 
 Each shape compiles once into a closure; validating a request is a walk of plain function calls,
 fast enough for the emulator's hot path. Paths read like the parameters they name::
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from harness.model._patterns import compile_pattern
+from harness.model._matcher import pattern_matcher
 
 if TYPE_CHECKING:
     from harness.model._service import Operation
@@ -145,6 +147,13 @@ class Validator:
         self._check(shape)(value, path, out)
         return out
 
+    def prepare(self, shape: Shape) -> None:
+        """Compile the checks of ``shape`` and of every shape under it now, not on first use.
+
+        Validating a prepared shape only reads the validator, so another thread may do it.
+        """
+        self._check(shape)
+
     def _check(self, shape: Shape) -> _Check:
         check = self._checks.get(shape.name)
         if check is None:
@@ -167,22 +176,27 @@ class Validator:
 def _string(v: Validator, shape: Shape) -> _Check:
     enum = frozenset(shape.enum)
     enum_text = ", ".join(shape.enum[:12]) + (", ..." if len(shape.enum) > 12 else "")
-    regex = compile_pattern(shape.pattern) if shape.pattern else None
-    has_len = shape.min is not None or shape.max is not None
+    matches = pattern_matcher(shape.pattern).fullmatch if shape.pattern else None
+    lo = -1 if shape.min is None else shape.min
+    hi = math.inf if shape.max is None else shape.max
 
     def check(value: Any, path: _Path, out: list[ValidationIssue]) -> None:
         if not isinstance(value, str):
             out.append(_type_issue(path, "a string", value))
             return
-        if has_len:
+        # Cheap checks first; a value that already failed one is never matched against the
+        # pattern (the pattern is the only check whose cost grows with the value).
+        if not lo <= len(value) <= hi:
             _bounds(shape, "length", len(value), path, out)
+            return
         if enum and value not in enum:
             out.append(
                 ValidationIssue(
                     _render(path), "enum", f"{_shown(shape, value)} is not one of: {enum_text}"
                 )
             )
-        if regex is not None and regex.fullmatch(value) is None:
+            return
+        if matches is not None and not matches(value):
             out.append(
                 ValidationIssue(
                     _render(path),

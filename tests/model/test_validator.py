@@ -8,7 +8,8 @@ import pytest
 from botocore.model import ServiceModel as BotocoreServiceModel
 from botocore.validate import ParamValidator
 
-from harness.model import ValidationIssue, format_issues, load_service
+from harness.model import ValidationIssue, Validator, format_issues, load_service
+from harness.model._shapes import build_shapes
 from harness.model._specs import read_model_files
 
 TARGET = "arn:aws:iot:us-east-1:123456789012:thinggroup/fleet"
@@ -127,10 +128,17 @@ class TestConstraintKinds:
 
     def test_string_type_and_length(self) -> None:
         assert issues("iot", "CreateThing", {"thingName": 5}) == [("thingName", "type")]
-        assert issues("iot", "CreateThing", {"thingName": ""}) == [
-            ("thingName", "min"),
-            ("thingName", "pattern"),
+        # A value that failed its length is never matched against its pattern.
+        assert issues("iot", "CreateThing", {"thingName": ""}) == [("thingName", "min")]
+        assert issues("iot", "CreateThing", {"thingName": "x" * 129 + " "}) == [
+            ("thingName", "max")
         ]
+        assert issues("iot", "CreateThing", {"thingName": "x y"}) == [("thingName", "pattern")]
+
+    def test_enum_failure_skips_the_pattern(self) -> None:
+        raw = {"S": {"type": "string", "enum": ["GOOD"], "pattern": "[A-Z]+", "max": 8}}
+        shape = build_shapes(raw)["S"]
+        assert [i.constraint for i in Validator().validate_shape(shape, "bad")] == ["enum"]
 
     def test_enum(self) -> None:
         assert issues("iot", "ListPackageVersions", {"packageName": "p", "status": "LIVE"}) == [
