@@ -9,6 +9,7 @@
      │    └── UnknownOperation
      ├── RequestValidationError    request parameters break the model's constraints
      ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
+     ├── StateFileError            a saved emulator state cannot be read, trusted or written
      └── PaginationError           a listing broke an invariant (repeated token, duplicate)
 
 Every error carries enough context (service, operation, path) to name the item and the reason.
@@ -30,6 +31,7 @@ __all__ = [
     "ModelError",
     "PaginationError",
     "RequestValidationError",
+    "StateFileError",
     "UnknownOperation",
     "UnknownService",
 ]
@@ -106,3 +108,11 @@ class PaginationError(HarnessError):
         self.operation = operation
         self.reason = reason
         super().__init__(f"{service}.{operation}: {reason}")
+
+
+class StateFileError(HarnessError):
+    """Raised when a saved emulator state cannot be read, trusted or written.
+
+    Unreadable, truncated, corrupt, or written by an unknown format version: the emulator refuses
+    it rather than start empty over it.
+    """
