@@ -27,7 +27,7 @@ narrowest index that applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from harness.emulator._context import handler, service_state
 from harness.emulator._generic import GenericState
@@ -35,7 +35,7 @@ from harness.emulator._state import Table
 from harness.emulator.services.iot_packages import PackageCatalog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
 
     from harness.emulator._context import Context
 
@@ -52,8 +52,6 @@ __all__ = [
     "thing_named",
     "updated_attributes",
 ]
-
-V = TypeVar("V")
 
 MAX_ATTRIBUTES_UNTYPED = 3
 MAX_ATTRIBUTES_TYPED = 50
@@ -180,30 +178,34 @@ class IotState(GenericState):
             for name, group_id, arn, _, description, attributes, created, version, *_ in group_rows
         ]
         group_named = {group.name: group for group in groups}
-        for group, row in zip(groups, group_rows, strict=True):
+        children = Table.linked((row[8] for row in group_rows), group_named)
+        for group, row, kids in zip(groups, group_rows, children, strict=True):
             group.parent = group_named[row[3]] if row[3] is not None else None
-            group.children = _linked(row[8], group_named)
+            group.children = kids or Table()
         self.groups = Table.restored(layout, groups)
-        self.roots = _linked(data["roots"], group_named)
+        self.roots = Table.linked([data["roots"]], group_named)[0] or Table()
         layout, thing_rows = data["things"]
+        memberships = Table.linked((row[7] for row in thing_rows), group_named)
         things = [
-            Thing(
-                *(name, thing_id, arn, type_name, attributes, billing_group, version),
-                _linked(memberships, group_named) if memberships is not None else None,
-            )
-            for name, thing_id, arn, type_name, attributes, billing_group, version, memberships in (
-                thing_rows
-            )
+            Thing(name, thing_id, arn, type_name, attributes, billing_group, version, member_of)
+            for (
+                name,
+                thing_id,
+                arn,
+                type_name,
+                attributes,
+                billing_group,
+                version,
+                _,
+            ), member_of in (zip(thing_rows, memberships, strict=True))
         ]
         self.things = Table.restored(layout, things)
         named = {thing.name: thing for thing in things}
-        for group, row in zip(groups, group_rows, strict=True):
-            group.things = _linked(row[9], named)
+        members = Table.linked((row[9] for row in group_rows), named)
+        for group, table in zip(groups, members, strict=True):
+            group.things = table or Table()
         self.by_type, self.by_attr_name, self.by_attr = (
-            {
-                key: named[found] if isinstance(found, str) else _linked(found, named)
-                for key, found in index.items()
-            }
+            {key: _bucket_of(found, named) for key, found in index.items()}
             for index in data["indexes"]
         )
         self.packages = PackageCatalog()
@@ -237,11 +239,11 @@ class IotState(GenericState):
                 _add(self.by_attr_name, key, thing)
 
 
-def _linked(layout: list[Any], named: Mapping[Any, V]) -> Table[Any, V]:
-    """A table of ``layout`` whose rows are the objects ``named`` maps its keys to."""
-    if None in layout:
-        return Table.restored(layout, [named[key] for key in layout if key is not None])
-    return Table.restored(layout, list(map(named.__getitem__, layout)))
+def _bucket_of(dumped: str | list[str | None], named: dict[str, Thing]) -> Bucket:
+    """An index entry from what :meth:`IotState.dump` made of it (a name, or a layout)."""
+    if isinstance(dumped, str):
+        return named[dumped]
+    return Table.linked([dumped], named)[0] or Table()
 
 
 def _add(index: dict[Any, Bucket], key: Any, thing: Thing) -> None:
