@@ -60,8 +60,6 @@ def admin(
     :param store: answers the snapshot endpoints (without one they are not found)
     """
     action = (method, path.removeprefix("/_harness/").rstrip("/"))
-    if store is not None and action[1] in SNAPSHOT_ACTIONS:
-        return store.admin(method, action[1], body)
     if action == ("GET", "health"):
         return _json(200, {"status": "ok"})
     if action == ("GET", "stats"):
@@ -78,6 +76,8 @@ def admin(
         except (orjson.JSONDecodeError, InvalidArgument) as exc:
             return _json(400, {"message": str(exc)})
         return _json(200, settings.to_json())
+    if store is not None and action[1] in SNAPSHOT_ACTIONS:
+        return store.admin(method, action[1], body)
     return _json(404, {"message": f"no admin endpoint {action[0]} {path}"})
 
 
@@ -103,6 +103,7 @@ class Emulator:
     :param pinned_settings: the settings that keep their value when a saved state is loaded
         (the others take the saved one); by default all of them when ``settings`` is given,
         none when it is not
+    :param log: called with one line when a periodic save fails (it is retried)
     """
 
     def __init__(
