@@ -375,7 +375,7 @@ def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        async with Emulator(
+        emulator = Emulator(
             host,
             port,
             settings,
@@ -383,14 +383,16 @@ def serve(
             snapshot_interval=snapshot_interval,
             pinned_settings=pinned_settings,
             log=warn,
-        ) as emu:
-            # The models (~73,000 objects) live as long as the process: freezing them keeps
-            # every full collection from walking them again (3-5 µs per request otherwise),
-            # and a larger first generation makes collections rarer; requests free their own
-            # objects by reference counting.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 20, 100)
+        )
+        # The models (~73,000 objects) live as long as the process: freezing them keeps
+        # every full collection from walking them again (3-5 µs per request otherwise),
+        # and a larger first generation makes collections rarer; requests free their own
+        # objects by reference counting. The saved state is loaded after the freeze: frozen,
+        # its cycles (things <-> groups) would never be collected after a reset or restore.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+        async with emulator as emu:
             announce(f"listening on {emu.url}")
             await stop.wait()
 

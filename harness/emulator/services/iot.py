@@ -205,8 +205,7 @@ class IotState(GenericState):
         for group, table in zip(groups, members, strict=True):
             group.things = table or Table()
         self.by_type, self.by_attr_name, self.by_attr = (
-            {key: _bucket_of(found, named) for key, found in index.items()}
-            for index in data["indexes"]
+            _index(dumped, named) for dumped in data["indexes"]
         )
         self.packages = PackageCatalog()
         self.packages.restore(data["packages"])
@@ -239,11 +238,15 @@ class IotState(GenericState):
                 _add(self.by_attr_name, key, thing)
 
 
-def _bucket_of(dumped: str | list[str | None], named: dict[str, Thing]) -> Bucket:
-    """An index entry from what :meth:`IotState.dump` made of it (a name, or a layout)."""
-    if isinstance(dumped, str):
-        return named[dumped]
-    return Table.linked([dumped], named)[0] or Table()
+def _index(dumped: dict[Any, str | list[str | None]], named: dict[str, Thing]) -> dict[Any, Bucket]:
+    """An index from what :meth:`IotState.dump` made of it: a thing's name for a lone thing,
+    a layout for a table of them."""
+    tables = {key: found for key, found in dumped.items() if found.__class__ is list}
+    linked = dict(zip(tables, Table.linked(tables.values(), named), strict=True))
+    return {
+        key: named[found] if found.__class__ is str else linked[key] or Table()
+        for key, found in dumped.items()
+    }
 
 
 def _add(index: dict[Any, Bucket], key: Any, thing: Thing) -> None:
