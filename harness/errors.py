@@ -9,6 +9,7 @@
      │    └── UnknownOperation
      ├── RequestValidationError    request parameters break the model's constraints
      ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
+     ├── StateFileError            a saved emulator state cannot be read, trusted or written
      ├── TargetError               the endpoint does not answer, or no credentials or profile
      └── PaginationError           a listing broke an invariant (repeated token, duplicate)
 
@@ -31,6 +32,7 @@ __all__ = [
     "ModelError",
     "PaginationError",
     "RequestValidationError",
+    "StateFileError",
     "TargetError",
     "UnknownOperation",
     "UnknownService",
@@ -108,6 +110,14 @@ class PaginationError(HarnessError):
         self.operation = operation
         self.reason = reason
         super().__init__(f"{service}.{operation}: {reason}")
+
+
+class StateFileError(HarnessError):
+    """Raised when a saved emulator state cannot be read, trusted or written.
+
+    Unreadable, truncated, corrupt, or written by an unknown format version: the emulator refuses
+    it rather than start empty over it.
+    """
 
 
 class TargetError(HarnessError):

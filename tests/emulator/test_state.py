@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -134,3 +135,44 @@ class TestIdempotencyCache:
         assert cache.get(key, now=105) is not None
         assert cache.get(key, now=111) is None
         assert len(cache) == 0
+
+
+class TestTableLayout:
+    """Saving a table keeps its tombstones, so pagination positions stay valid after a load."""
+
+    def make(self) -> Table[str, int]:
+        table: Table[str, int] = Table()
+        for i in range(6):
+            table.put(f"k{i}", i)
+        table.delete("k1")
+        table.delete("k4")
+        return table
+
+    def test_restored_tables_page_from_the_same_positions(self) -> None:
+        table = self.make()
+        copy = Table.restored(table.layout(), list(table.values()))
+        assert copy.layout() == ["k0", None, "k2", "k3", None, "k5"]
+        assert len(copy) == 4 and copy.get("k3") == 3 and "k1" not in copy
+        first = table.page(0, 2)
+        assert copy.page(0, 2) == first
+        assert first.next_position is not None
+        assert copy.page(first.next_position, 2) == table.page(first.next_position, 2)
+        copy.put("k6", 6)  # appends after the saved slots, like the original would
+        assert copy.layout()[-1] == "k6"
+
+    def test_linked_tables_resolve_keys_to_shared_objects(self) -> None:
+        named = {"a": [1], "b": [2]}
+        with_gap, plain, missing = Table.linked([["a", None, "b"], ["b", "a"], None], named)
+        assert with_gap is not None and plain is not None and missing is None
+        assert with_gap.layout() == ["a", None, "b"] and with_gap.get("b") is named["b"]
+        assert list(plain.values()) == [[2], [1]] and plain.page(1, 5).items == [[1]]
+
+    def test_inconsistent_layouts_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="twice"):
+            Table.restored(["a", "a"], [1, 2])
+        with pytest.raises(ValueError):
+            Table.restored(["a", None, "b"], [1])
+        with pytest.raises(ValueError, match="twice"):
+            Table.linked([["a", "a"]], {"a": 1})
+        with pytest.raises(KeyError):
+            Table.linked([["a", "zz"]], {"a": 1})
