@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli._embedded import follow_parent
 from harness.emulator import EmulatorSettings, parse_latency, serve
 from harness.errors import InvalidArgument
 
@@ -44,6 +45,8 @@ __all__ = ["emulator"]
     type=float,
     help="Seconds a Proton template version stays REGISTRATION_IN_PROGRESS.",
 )
+# The embedded emulator's child side (harness/cli/_embedded.py): stop when the parent is gone.
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
 def emulator(
     host: str,
     port: int,
@@ -52,6 +55,7 @@ def emulator(
     latency_ms: str,
     seed: int | None,
     proton_delay: float,
+    exit_with_parent: bool,
 ) -> None:
     """Serve IoT, Greengrass V2, IoT Wireless, Proton and managed integrations on one port.
 
@@ -60,6 +64,8 @@ def emulator(
     """
     if port < 0 or port > 65535:
         raise InvalidArgument(f"--port {port}: expected 0..65535")
+    if exit_with_parent:
+        follow_parent()
     settings = EmulatorSettings(
         throttle="aws" if throttle == "aws" else "off",
         fault_rate=fault_rate,

@@ -14,6 +14,7 @@ from harness.transport import AioBotocoreTransport, FastTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 __all__ = ["endpoint_options", "make_transport", "resolve_endpoint"]
 
@@ -21,10 +22,15 @@ _EMULATOR_CREDENTIALS = ("AKIDEXAMPLE", "harness-emulator")
 
 
 @contextlib.contextmanager
-def resolve_endpoint(endpoint: str, emulator_throttle: str) -> Iterator[tuple[str | None, str]]:
-    """``(endpoint URL or None for AWS, label)`` for ``embedded``, ``aws`` or a URL."""
+def resolve_endpoint(
+    endpoint: str, emulator_throttle: str, *, state_dir: Path | None = None
+) -> Iterator[tuple[str | None, str]]:
+    """``(endpoint URL or None for AWS, label)`` for ``embedded``, ``aws`` or a URL.
+
+    :param state_dir: where the embedded emulator keeps its state (for ``run --resume``)
+    """
     if endpoint == "embedded":
-        with embedded_emulator(emulator_throttle) as url:
+        with embedded_emulator(emulator_throttle, state_dir=state_dir) as url:
             yield url, f"embedded emulator {url}"
     elif endpoint == "aws":
         yield None, "aws"

@@ -10,6 +10,10 @@
   connection errors, at least the ``Retry-After`` the service asked for.
 * Creates are idempotent: a client token derived from (job, step, item key) is filled in for
   operations that have one, so a retry, a resume or a rerun never creates a duplicate.
+* Stops are clean (:meth:`Engine.stop`): no new item is taken, the calls in flight finish, and
+  what was not finished stays pending for ``--resume``. The circuit breaker (consecutive
+  connection failures to an endpoint), refused credentials and a journal that cannot be written
+  stop a run the same way.
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from harness.engine._events import (
     StepFinished,
     StepPlan,
     StepStarted,
+    StopCause,
+    Stopped,
+    StopRequested,
     Throttled,
 )
 from harness.engine._template import Template, TemplateFailure
-from harness.errors import JobError, PaginationError
+from harness.errors import JobError, JournalError, PaginationError
 from harness.model import example_value, format_issues
 from harness.paginate import paginate
 from harness.stats import OperationStats, StatsBook
@@ -50,17 +57,19 @@ from harness.throttle import AdaptiveRate, BucketRegistry, TokenBucket, WouldBlo
 from harness.transport import Call, Reply, Transport, classify
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from harness.engine._jobfile import Job, Step
     from harness.engine._journal import Journal, JournalState
 
-__all__ = ["Engine", "Item", "derive_token"]
+__all__ = ["DEFAULT_MAX_CONNECTION_FAILURES", "Engine", "Item", "derive_token"]
 
 _MAX_FAILURES_KEPT = 1000
 _CHANNEL_BUFFER = 1024
+#: Consecutive connection failures (no HTTP answer) to one endpoint that stop a run.
+DEFAULT_MAX_CONNECTION_FAILURES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +82,31 @@ class Item:
 
 
 @dataclass(slots=True)
+class _Endpoint:
+    """The circuit breaker's count for one endpoint (a service in a region)."""
+
+    name: str
+    failures: int = 0
+
+
+@dataclass(slots=True)
 class _StepRuntime:
     """What every call of a step uses, looked up once."""
 
     bucket: TokenBucket
     controller: AdaptiveRate | None
     stats: OperationStats
+    endpoint: _Endpoint
 
 
 class _Failed(Exception):
     def __init__(self, code: str, message: str, attempts: int = 0) -> None:
         super().__init__(message)
         self.code, self.message, self.attempts = code, message, attempts
+
+
+class _Abandoned(Exception):
+    """The run is stopping: this item is left unfinished (pending for --resume), not failed."""
 
 
 def _clock() -> Callable[[], float]:
@@ -137,6 +159,8 @@ class Engine:
     :param journal: where item outcomes go (``None``: not journaled)
     :param resume_state: what an earlier run's journal says is done
     :param item_sink: receives the items of ``list`` steps, page by page
+    :param max_connection_failures: consecutive connection failures to one endpoint that stop
+        the run (the circuit breaker); 0 turns it off
     """
 
     def __init__(
@@ -152,6 +176,7 @@ class Engine:
         endpoint: str = "",
         item_sink: Callable[[str, str, list[Any]], None] | None = None,
         seed: int | None = None,
+        max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES,
     ) -> None:
         self.job = job
         self.transport = transport
@@ -172,6 +197,13 @@ class Engine:
         self._failures_total = 0
         self._totals: dict[str, int | None] = {s.name: s.source.total for s in job.steps}
         self._preflight: PreflightFinished | None = None
+        self.max_connection_failures = max_connection_failures
+        self._endpoints: dict[tuple[str, str], _Endpoint] = {}
+        self._stopped: Stopped | None = None
+        # Scopes of the waits a stop interrupts (a bucket, a retry's backoff), and of the run.
+        self._waits: set[anyio.CancelScope] = set()
+        self._scope: anyio.CancelScope | None = None
+        self._slots: anyio.Semaphore  # made by run()
         problems: list[str] = []
         self._templates: dict[str, Template] = {}
         self._keys: dict[str, Template | None] = {}
@@ -190,6 +222,82 @@ class Engine:
 
     def _emit(self, event: Event) -> None:
         self._sink(event)
+
+    # --------------------------------------------------------------------------------- stops
+    @property
+    def stopped(self) -> Stopped | None:
+        """Why the run was asked to stop, or None."""
+        return self._stopped
+
+    def stop(
+        self,
+        reason: str,
+        *,
+        cause: StopCause = "signal",
+        exit_code: int = 1,
+        immediate: bool = False,
+    ) -> None:
+        """Ask the run to stop: take no new item, let the calls in flight finish, return the
+        (partial) summary. Items waiting for their bucket or a retry are left pending.
+
+        ``immediate`` also cancels the calls in flight (their items stay pending too). The first
+        stop's reason is kept; a later call can only make it immediate. Safe to call from any
+        task of the run's event loop, before or during :meth:`run`.
+        """
+        if self._stopped is None:
+            self._stopped = Stopped(cause, reason, exit_code)
+        elif not immediate:
+            return
+        slots: anyio.Semaphore | None = getattr(self, "_slots", None)
+        in_flight = self.concurrency - slots.value if slots is not None else 0
+        self._emit(StopRequested(self._stopped, in_flight, immediate))
+        for scope in list(self._waits):
+            scope.cancel()
+        if immediate and self._scope is not None:
+            self._scope.cancel()
+
+    async def _wait(self, waiting: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Await ``waiting(*args)`` unless the run stops first: then raise _Abandoned."""
+        if self._stopped is None:
+            with anyio.CancelScope() as scope:
+                self._waits.add(scope)
+                try:
+                    await waiting(*args)
+                finally:
+                    self._waits.discard(scope)
+        if self._stopped is not None:
+            raise _Abandoned
+
+    def _watch(self, runtime: _StepRuntime, reply: Reply, kind: str) -> None:
+        """The circuit breaker, and refused credentials: both stop the run."""
+        endpoint = runtime.endpoint
+        if kind == "denied":
+            self.stop(
+                f"credentials refused by {endpoint.name}: {reply.error_code or reply.status}: "
+                f"{reply.error_message[:200]}",
+                cause="denied",
+            )
+        elif reply.status == 0:
+            endpoint.failures += 1
+            if self.max_connection_failures and endpoint.failures >= self.max_connection_failures:
+                self.stop(
+                    f"{endpoint.failures} consecutive connection failures to {endpoint.name} "
+                    f"(last: {reply.error_code}: {reply.error_message[:200]})",
+                    cause="breaker",
+                )
+        else:
+            endpoint.failures = 0  # any HTTP answer shows the endpoint is there
+
+    def _journal(self, step: str, key: str, status: str, **fields: Any) -> bool:
+        """Record an outcome; a journal that cannot be written stops the run (False then)."""
+        if self.journal is None:
+            return True
+        try:
+            self.journal.record(step, key, status, **fields)
+        except JournalError as exc:
+            self.stop(str(exc), cause="journal")
+            return False
+        return True
 
     # ------------------------------------------------------------------------------- items
     def _context(self, step: Step, item: Item) -> dict[str, Any]:
@@ -288,9 +396,15 @@ class Engine:
         problems: list[str] = []
         checked = 0
         self._first: dict[str, Item] = {}
+        feeding = {s.source.upstream for s in self.job.steps if s.source.upstream}
         for step in self.job.steps:
             if step.source.kind == "from":
                 continue
+            # What the journal holds as done is not sent again: it needs no second check (a
+            # listing that feeds other steps runs again, so it is checked).
+            done = None
+            if self.resume is not None and not (step.kind == "list" and step.name in feeding):
+                done = self.resume.done.get(step.name)
             # Only a key template can repeat a key (the default keys are the row numbers): keep
             # no set of every key otherwise, so that memory stays flat for millions of items.
             seen: set[str] | None = set() if self._keys.get(step.name) is not None else None
@@ -306,6 +420,8 @@ class Engine:
                                 f"step {step.name!r} item {item.key!r}: duplicate item key"
                             )
                         seen.add(item.key)
+                    if done is not None and item.key in done:
+                        continue
                     try:
                         self._render(step, item)
                     except _Failed as exc:
@@ -406,9 +522,11 @@ class Engine:
                 send, receive = anyio.create_memory_object_stream[Item](buffer)
                 self._outputs[step.source.upstream or ""].append(send)
                 inputs[step.name] = receive
-        async with anyio.create_task_group() as tg:
-            for step in self.job.steps:
-                tg.start_soon(self._run_step, step, inputs.get(step.name))
+        with anyio.CancelScope() as self._scope:
+            async with anyio.create_task_group() as tg:
+                for step in self.job.steps:
+                    tg.start_soon(self._run_step, step, inputs.get(step.name))
+        self._scope = None
         summary = RunSummary(
             job=self.job.name,
             endpoint=self.endpoint,
@@ -418,6 +536,11 @@ class Engine:
             failures=tuple(self._failures),
             failures_total=self._failures_total,
             rates=self.registry.snapshot(),
+            stopped=self._stopped,
+            pending={
+                name: None if (total := self._totals.get(name)) is None else total - sum(c)
+                for name, c in self._counts.items()
+            },
         )
         self._emit(RunFinished(summary))
         return summary
@@ -451,6 +574,8 @@ class Engine:
 
     async def _static_worker(self, step: Step, items: Iterator[Item]) -> None:
         for n, item in enumerate(items):
+            if self._stopped is not None:
+                return
             await self._item(step, item)
             if n % 256 == 255:
                 # Skipped items (resume) finish without awaiting: let the other steps run.
@@ -459,11 +584,19 @@ class Engine:
     async def _worker(self, step: Step, receive: MemoryObjectReceiveStream[Item]) -> None:
         async with receive:
             async for item in receive:
+                if self._stopped is not None:
+                    return
                 await self._item(step, item)
 
     async def _forward(self, step: Step, item: Item) -> None:
         for send in self._outputs[step.name]:
-            await send.send(item)
+            try:
+                await send.send(item)
+            except anyio.BrokenResourceError:
+                # Every worker downstream returned: the run is stopping. The item is journaled
+                # done; --resume feeds its recorded output downstream again.
+                if self._stopped is None:
+                    raise
 
     async def _item(self, step: Step, item: Item) -> None:
         if step.source.kind == "from" and self._keys[step.name] is not None:
@@ -500,12 +633,14 @@ class Engine:
         except _Failed as exc:
             self._fail(step, item, exc.code, exc.message, exc.attempts, now() - started)
             return
+        except _Abandoned:
+            return
         latency = now() - started
+        if not self._journal(
+            step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
+        ):
+            return
         self._counts[step.name][0] += 1
-        if self.journal is not None:
-            self.journal.record(
-                step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
-            )
         self._emit(ItemFinished(step.name, item.key, "ok", attempts, latency))
         if self._outputs[step.name]:
             for produced in forward:
@@ -521,20 +656,20 @@ class Engine:
     def _fail(
         self, step: Step, item: Item, code: str, message: str, attempts: int, latency: float
     ) -> None:
+        if not self._journal(
+            step.name,
+            item.key,
+            "failed",
+            attempts=attempts,
+            latency=latency,
+            error_code=code,
+            error_message=message,
+        ):
+            return
         self._counts[step.name][1] += 1
         self._failures_total += 1
         if len(self._failures) < _MAX_FAILURES_KEPT:
             self._failures.append(FailedItem(step.name, item.key, code, message, attempts))
-        if self.journal is not None:
-            self.journal.record(
-                step.name,
-                item.key,
-                "failed",
-                attempts=attempts,
-                latency=latency,
-                error_code=code,
-                error_message=message,
-            )
         self._emit(ItemFinished(step.name, item.key, "failed", attempts, latency, code, message))
 
     async def _call(self, step: Step, params: dict[str, Any]) -> tuple[Reply, int]:
@@ -544,10 +679,14 @@ class Engine:
         if runtime is None:
             region = step.region or self.transport.region
             key = (self.transport.identity, region, step.service, op.name)
+            endpoint = self._endpoints.setdefault(
+                (step.service, region), _Endpoint(f"{step.service} in {region}")
+            )
             runtime = self._runtimes[step.name] = _StepRuntime(
                 self.registry.bucket(*key),
                 self.registry.controller(*key),
                 self.stats.stats(step.operation_key),
+                endpoint,
             )
         bucket, controller, stats = runtime.bucket, runtime.controller, runtime.stats
         retries = self.job.retries
@@ -558,14 +697,17 @@ class Engine:
             try:
                 bucket.acquire_nowait()  # the common case at a generous rate: no await
             except WouldBlock:
-                await bucket.acquire()
+                await self._wait(bucket.acquire)
             async with self._slots:
+                if self._stopped is not None:
+                    raise _Abandoned  # stopping: nothing more is sent
                 t0 = self._now()
                 first = t0 if first is None else first
                 reply = await self.transport.send(call)
                 t1 = self._now()
             attempts += 1
             kind = classify(reply, op)
+            self._watch(runtime, reply, kind)
             stats.record_attempt(
                 t1 - t0, throttled=kind == "throttled", error_code=reply.error_code
             )
@@ -577,7 +719,7 @@ class Engine:
             if kind == "throttled" and controller is not None:
                 controller.on_throttle()
                 self._emit(Throttled(step.name, step.operation_key, controller.rate))
-            if kind == "error" or attempts >= retries.max_attempts:
+            if kind in ("error", "denied") or attempts >= retries.max_attempts:
                 code = reply.error_code or f"HTTP{reply.status}"
                 stats.record_call(t1 - first, ok=False, attempts=attempts, error_code=code, at=t1)
                 raise _Failed(code, reply.error_message or f"HTTP status {reply.status}", attempts)
@@ -588,7 +730,7 @@ class Engine:
                 # At least what the service asked for, even beyond max_delay: retrying sooner
                 # only earns another throttle.
                 delay = max(delay, reply.retry_after)
-            await anyio.sleep(delay)
+            await self._wait(anyio.sleep, delay)
 
     async def _list(
         self, step: Step, item: Item, params: dict[str, Any]
