@@ -121,7 +121,7 @@ class Journal:
     :raises JournalError: when another process holds the journal, or it cannot be opened
     """
 
-    __slots__ = ("_created", "_entries", "_fd", "_size", "path")
+    __slots__ = ("_created", "_entries", "_fd", "_size", "_torn_tail", "path")
 
     def __init__(self, path: Path, job: str) -> None:
         self.path = path
@@ -143,27 +143,34 @@ class Journal:
             ) from None
         try:
             self._size = os.fstat(self._fd).st_size
+            # A torn last line from a killed run must not swallow our first entry; the newline
+            # goes with that entry, so that a file refused by read_journal is left untouched.
+            self._torn_tail = bool(self._size) and os.pread(self._fd, 1, self._size - 1) != b"\n"
             if self._size == 0:
                 header = {"journal": _VERSION, "job": job, "created": time.time()}
                 self._append(orjson.dumps(header) + b"\n")
-            elif os.pread(self._fd, 1, self._size - 1) != b"\n":
-                # A torn last line from a killed run must not swallow our first entry.
-                self._append(b"\n")
-        except JournalError:
+        except (JournalError, OSError) as exc:
             self.close()
-            raise
+            if isinstance(exc, JournalError):
+                raise
+            raise JournalError(f"cannot read journal {path}: {exc.strerror}") from None
 
     def _append(self, data: bytes) -> None:
         """One ``write``; a short or failed one is cut back so that no torn line stays."""
+        written = 0
         try:
-            written = os.write(self._fd, data)
+            # After a short write the rest is written again: that fails and says why (ENOSPC,
+            # EFBIG...), or it succeeds.
+            while written < len(data):
+                n = os.write(self._fd, data[written:] if written else data)
+                if not n:
+                    raise OSError(0, f"short write ({written} of {len(data)} bytes)")
+                written += n
         except OSError as exc:
             reason = exc.strerror or str(exc)
         else:
-            if written == len(data):
-                self._size += written
-                return
-            reason = f"short write ({written} of {len(data)} bytes)"
+            self._size += written
+            return
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, self._size)
         raise JournalError(
@@ -197,7 +204,11 @@ class Journal:
             entry["output"] = output
         if error_code:
             entry["error"] = {"code": error_code, "message": error_message[:500]}
-        self._append(orjson.dumps(entry, default=str) + b"\n")
+        line = orjson.dumps(entry, default=str) + b"\n"
+        if self._torn_tail:
+            line = b"\n" + line
+        self._append(line)
+        self._torn_tail = False
         self._entries += 1
 
     def discard(self) -> None:
