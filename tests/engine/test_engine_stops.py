@@ -331,7 +331,7 @@ async def test_a_journal_write_error_stops_the_run(tmp_path: Path) -> None:
             recorded += 1
             if recorded == 25:
                 # From now on every write of the journal fails as on a full disk.
-                os.dup2(full, journal._fd)  # noqa: SLF001
+                os.dup2(full, journal._fd)
 
     engine = Engine(job, MockTransport(healthy), sink=sink)
     engine.journal = journal
