@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -185,6 +186,10 @@ def run(
     except Interrupted as exc:
         reporter.print(f"stopped: {exc}")
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        # SIGINT before the signal watch began (starting the emulator, reading the journal).
+        reporter.print(f"stopped: {Interrupted(signal.SIGINT)}")
+        sys.exit(130)
     finally:
         if summary is None:
             held.discard()  # refused before the run: a new journal is not left behind
@@ -205,7 +210,8 @@ def run(
         write_html_report(html_path, f"harness run: {summary.job}", [section])
         reporter.print(f"HTML report written to {html_path}")
     if hint is not None:
-        reporter.print(f"to continue: {hint}")
+        # One line, as it is: a command to copy, never wrapped, no markup.
+        reporter.print(f"to continue: {hint}", soft_wrap=True, markup=False, highlight=False)
     if summary.exit_code:
         sys.exit(summary.exit_code)
 

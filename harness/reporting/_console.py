@@ -146,7 +146,7 @@ class ConsoleReporter:
                 f"stopping ({event.stop.reason}): no new items; "
                 f"{event.in_flight} calls in flight finish"
             )
-        self.console.print(line)
+        self.console.print(line, markup=False)
 
     def _start(self, event: RunStarted) -> None:
         self.console.print(
@@ -239,12 +239,13 @@ class ConsoleReporter:
             pending = f"{sum(known)}{'+' if unknown else ''} items" if known else "the items"
             self.console.print(
                 f"run stopped: {stopped.reason}; {pending} not finished stay pending "
-                f"(exit {summary.exit_code})"
+                f"(exit {summary.exit_code})",
+                markup=False,
             )
             return
         verdict = "every item succeeded" if summary.exit_code == 0 else "some items failed"
         self.console.print(f"{verdict} (exit {summary.exit_code})")
 
-    def print(self, *objects: Any) -> None:
-        """Print through the reporter's console."""
-        self.console.print(*objects)
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Print through the reporter's console (``options`` as rich's ``Console.print``)."""
+        self.console.print(*objects, **options)
