@@ -10,6 +10,7 @@
      ├── RequestValidationError    request parameters break the model's constraints
      ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
      │    └── JournalError         a journal cannot be locked (another run holds it) or written
+     ├── StateFileError            a saved emulator state cannot be read, trusted or written
      └── PaginationError           a listing broke an invariant (repeated token, duplicate)
 
 Every error carries enough context (service, operation, path) to name the item and the reason.
@@ -32,6 +33,7 @@ __all__ = [
     "ModelError",
     "PaginationError",
     "RequestValidationError",
+    "StateFileError",
     "UnknownOperation",
     "UnknownService",
 ]
@@ -113,3 +115,11 @@ class PaginationError(HarnessError):
         self.operation = operation
         self.reason = reason
         super().__init__(f"{service}.{operation}: {reason}")
+
+
+class StateFileError(HarnessError):
+    """Raised when a saved emulator state cannot be read, trusted or written.
+
+    Unreadable, truncated, corrupt, or written by an unknown format version: the emulator refuses
+    it rather than start empty over it.
+    """

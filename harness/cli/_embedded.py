@@ -18,7 +18,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
+
+import click
 
 from harness.errors import HarnessError
 
@@ -33,10 +36,8 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _STOP_TIMEOUT = 60.0
 
 
-def _supports_state_dir() -> bool:
-    from harness.cli._emulator import emulator
-
-    return any(param.name == "state_dir" for param in emulator.params)
+#: Seconds to wait for the emulator of a killed run to save and release the state directory.
+_STATE_BUSY_TIMEOUT = 30.0
 
 
 @contextlib.contextmanager
@@ -51,9 +52,33 @@ def embedded_emulator(throttle: str = "off", *, state_dir: Path | None = None) -
     """
     command = [sys.executable, "-m", "harness", "emulator", "--port", "0"]
     command += ["--throttle", throttle, "--exit-with-parent"]
-    if state_dir is not None and _supports_state_dir():
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
+    deadline = time.monotonic() + _STATE_BUSY_TIMEOUT
+    while True:
+        proc, url, error = _start(command)
+        # The emulator of a run just killed may still be saving the state: it ends soon.
+        if url or "in use by another emulator" not in error or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if not url:
+        raise HarnessError(f"the embedded emulator did not start: {error}")
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if proc.returncode and err.strip():
+            # Say so when the state could not be saved: a resumed run would miss it.
+            click.echo(f"warning: the embedded emulator: {err.strip()}", err=True)
+
+
+def _start(command: list[str]) -> tuple[subprocess.Popen[str], str, str]:
+    """Start the child; ``(process, URL, "")`` once it listens, or ``(process, "", error)``."""
     proc = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -62,20 +87,12 @@ def embedded_emulator(throttle: str = "off", *, state_dir: Path | None = None) -
         text=True,
         start_new_session=True,
     )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            err = proc.stderr.read() if proc.stderr else ""
-            raise HarnessError(f"the embedded emulator did not start: {line or err.strip()}")
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line.startswith("listening on "):
+        return proc, line.removeprefix("listening on "), ""
+    _, err = proc.communicate()
+    return proc, "", line or err.strip()
 
 
 def follow_parent() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import click
+from click.core import ParameterSource
 
 from harness.cli._embedded import follow_parent
 from harness.emulator import EmulatorSettings, parse_latency, serve
@@ -45,6 +48,21 @@ __all__ = ["emulator"]
     type=float,
     help="Seconds a Proton template version stays REGISTRATION_IN_PROGRESS.",
 )
+@click.option(
+    "--state-dir",
+    default=None,
+    metavar="DIR",
+    help="Keep the state in DIR: load it at start, save it periodically and on exit "
+    "(created 0700 if missing); named snapshots go there too.",
+)
+@click.option(
+    "--snapshot-interval",
+    default=30.0,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="With --state-dir: seconds between saves while the state changes (0: only on exit).",
+)
 # The embedded emulator's child side (harness/cli/_embedded.py): stop when the parent is gone.
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
 def emulator(
@@ -55,15 +73,26 @@ def emulator(
     latency_ms: str,
     seed: int | None,
     proton_delay: float,
+    state_dir: str | None,
+    snapshot_interval: float,
     exit_with_parent: bool,
 ) -> None:
     """Serve IoT, Greengrass V2, IoT Wireless, Proton and managed integrations on one port.
 
     Point any SDK at it with an endpoint URL. Prints "listening on http://HOST:PORT" once
     ready; SIGINT or SIGTERM stops it. Settings can change at run time: PUT /_harness/config.
+
+    With --state-dir the whole state (resources, client tokens, pagination tokens, counters,
+    settings) survives a restart; the flags given on the command line win over saved settings.
     """
     if port < 0 or port > 65535:
         raise InvalidArgument(f"--port {port}: expected 0..65535")
+    if not math.isfinite(snapshot_interval) or snapshot_interval < 0:
+        raise InvalidArgument(
+            f"--snapshot-interval {snapshot_interval}: expected a finite number of seconds >= 0"
+        )
+    if state_dir is not None and not state_dir.strip():
+        raise InvalidArgument("--state-dir: expected a directory path, got an empty string")
     if exit_with_parent:
         follow_parent()
     settings = EmulatorSettings(
@@ -73,4 +102,27 @@ def emulator(
         seed=seed,
         proton_registration_delay=proton_delay,
     )
-    serve(host, port, settings, lambda line: click.echo(line, nl=True))
+    ctx = click.get_current_context()
+    # Settings given on the command line win over those a loaded state was saved with.
+    flags = {
+        "throttle": "throttle",
+        "fault_rate": "fault_rate",
+        "latency_ms": "latency_ms",
+        "seed": "seed",
+        "proton_delay": "proton_registration_delay",
+    }
+    pinned = [
+        setting
+        for flag, setting in flags.items()
+        if ctx.get_parameter_source(flag) not in (ParameterSource.DEFAULT, None)
+    ]
+    serve(
+        host,
+        port,
+        settings,
+        lambda line: click.echo(line, nl=True),
+        state_dir=state_dir,
+        snapshot_interval=snapshot_interval,
+        pinned_settings=pinned,
+        warn=lambda line: click.echo(f"warning: {line}", err=True),
+    )

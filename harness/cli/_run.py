@@ -193,6 +193,8 @@ def run(
     finally:
         if summary is None:
             held.discard()  # refused before the run: a new journal is not left behind
+            if not path.exists():
+                shutil.rmtree(emulator_state_dir(path), ignore_errors=True)
         else:
             held.close()
     document = summary.to_json()

@@ -137,6 +137,8 @@ class EmulatorCore:
         self._id_prefix = f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-a{digits[17:20]}-"
         self._requests = 0
         self.conformance_failures: list[str] = []
+        #: bumped by resets, restores and config changes (see :attr:`revision`)
+        self.generation = 0
         self.reset()
 
     # ------------------------------------------------------------------------------ state
@@ -147,10 +149,17 @@ class EmulatorCore:
         self._buckets: dict[tuple[str, str, str, str], _Bucket] = {}
         self._stats: defaultdict[str, _OpStats] = defaultdict(_OpStats)
         self.conformance_failures.clear()
+        self.generation += 1
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """A value that changes whenever the state may have changed (to save only then)."""
+        return self._requests, self.generation
 
     def configure(self, changes: Mapping[str, Any]) -> EmulatorSettings:
         """Apply ``changes`` to the running settings and return the new settings."""
         self.settings = self.settings.updated(changes)
+        self.generation += 1
         self.idempotency.ttl = self.settings.idempotency_ttl
         self._buckets.clear()
         return self.settings

@@ -46,6 +46,20 @@ class GenericState:
         """Resources per type."""
         return {kind: len(t) for kind, t in self.tables.items() if len(t)}
 
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data (dicts, lists, tuples, scalars) for saving.
+
+        Service states extend the result with their own resources; :meth:`restore` reads it
+        back into a fresh instance. Rows are not copied: the caller serializes at once.
+        """
+        return {"tables": {kind: (t.layout(), list(t.values())) for kind, t in self.tables.items()}}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        self.tables = {
+            kind: Table.restored(layout, rows) for kind, (layout, rows) in data["tables"].items()
+        }
+
 
 def _split(name: str) -> tuple[str, str]:
     for verb in (*_CREATE, *_READ, *_UPDATE, *_DELETE, "List"):

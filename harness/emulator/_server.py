@@ -10,6 +10,12 @@ Admin API:
 * ``GET  /_harness/stats``   -> requests, errors, throttles and faults per operation; resources
 * ``POST /_harness/reset``   -> forget all state
 * ``PUT  /_harness/config``  -> change settings while running (JSON object of settings)
+* ``POST /_harness/snapshot`` -> save the whole state as ``{"name": NAME}``
+* ``POST /_harness/restore``  -> replace the whole state by snapshot ``{"name": NAME}``
+* ``GET  /_harness/snapshots`` -> the named snapshots, the state directory, periodic saves
+
+With ``state_dir`` the state is loaded at start, saved periodically while it changes and on
+shutdown (:mod:`harness.emulator._snapshots`).
 """
 
 from __future__ import annotations
@@ -19,23 +25,26 @@ import contextlib
 import gc
 import signal
 import threading
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from harness.emulator._core import EmulatorCore
 from harness.emulator._http import HttpServer, Query
+from harness.emulator._settings import EmulatorSettings
+from harness.emulator._snapshots import SNAPSHOT_ACTIONS, StateStore
 from harness.errors import HarnessError, InvalidArgument
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Mapping
+    import os
+    from collections.abc import Callable, Collection, Coroutine, Mapping
     from types import TracebackType
 
     from aiohttp import web
     from aiohttp.web_request import BaseRequest
 
     from harness.emulator._core import Response
-    from harness.emulator._settings import EmulatorSettings
 
 __all__ = ["Emulator", "EmulatorThread", "admin", "serve"]
 
@@ -43,9 +52,16 @@ _JSON = {"Content-Type": "application/json"}
 _NO_QUERY = Query()
 
 
-def admin(core: EmulatorCore, method: str, path: str, body: bytes) -> Response:
-    """Answer a request to the admin API (``path`` starts with ``/_harness/``)."""
+def admin(
+    core: EmulatorCore, method: str, path: str, body: bytes, store: StateStore | None = None
+) -> Response:
+    """Answer a request to the admin API (``path`` starts with ``/_harness/``).
+
+    :param store: answers the snapshot endpoints (without one they are not found)
+    """
     action = (method, path.removeprefix("/_harness/").rstrip("/"))
+    if store is not None and action[1] in SNAPSHOT_ACTIONS:
+        return store.admin(method, action[1], body)
     if action == ("GET", "health"):
         return _json(200, {"status": "ok"})
     if action == ("GET", "stats"):
@@ -80,6 +96,13 @@ class Emulator:
     :param settings: behaviour settings (throttling, faults, latency, ...)
     :param http: the HTTP server: ``"fast"``, the emulator's own (:mod:`._http`), or
         ``"aiohttp"`` (about twice the CPU per request; kept for comparison)
+    :param state_dir: keep the state in this directory: loaded by :meth:`start`, saved every
+        ``snapshot_interval`` seconds while it changes and by :meth:`stop`; named snapshots
+        are kept there too (without it, in memory)
+    :param snapshot_interval: seconds between periodic saves (0: only at stop)
+    :param pinned_settings: the settings that keep their value when a saved state is loaded
+        (the others take the saved one); by default all of them when ``settings`` is given,
+        none when it is not
     """
 
     def __init__(
@@ -89,6 +112,10 @@ class Emulator:
         settings: EmulatorSettings | None = None,
         *,
         http: Literal["fast", "aiohttp"] = "fast",
+        state_dir: str | os.PathLike[str] | None = None,
+        snapshot_interval: float = 30.0,
+        pinned_settings: Collection[str] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if http not in ("fast", "aiohttp"):
             raise InvalidArgument(f"http={http!r}: expected 'fast' or 'aiohttp'")
@@ -96,8 +123,20 @@ class Emulator:
         self.port = port
         self.http = http
         self.core = EmulatorCore(settings)
+        if pinned_settings is None:
+            pinned_settings = (
+                [f.name for f in fields(EmulatorSettings)] if settings is not None else []
+            )
+        self.store = StateStore(
+            self.core,
+            state_dir,
+            interval=snapshot_interval,
+            pinned_settings=pinned_settings,
+            log=log,
+        )
         self._server: HttpServer | None = None
         self._runner: web.ServerRunner | None = None
+        self._autosave: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -105,10 +144,21 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Start listening.
+        """Load the saved state (with a state directory), then start listening.
 
+        :raises StateFileError: when the state directory or its state file cannot be used
         :raises HarnessError: when the address cannot be bound
         """
+        self.store.open()
+        try:
+            await self._listen()
+        except BaseException:
+            self.store.close()
+            raise
+        if self.store.autosaves:
+            self._autosave = asyncio.get_running_loop().create_task(self.store.autosave())
+
+    async def _listen(self) -> None:
         try:
             if self.http == "aiohttp":
                 await self._start_aiohttp()
@@ -125,13 +175,23 @@ class Emulator:
             ) from None
 
     async def stop(self) -> None:
-        """Stop listening and close connections."""
+        """Stop listening, close connections, and save the state (with a state directory).
+
+        :raises StateFileError: when the state cannot be saved
+        """
         if self._server is not None:
             await self._server.stop()
             self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._autosave is not None:
+            # Waits for a periodic write in progress, so that the final save is the last one.
+            self._autosave.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._autosave
+            self._autosave = None
+        self.store.close()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -150,7 +210,7 @@ class Emulator:
     ) -> Response | Coroutine[Any, Any, Response]:
         """The application behind the fast HTTP server."""
         if path.startswith("/_harness/"):
-            return admin(self.core, method, path, body)
+            return admin(self.core, method, path, body, self.store)
         parsed = Query(query) if query else _NO_QUERY
         return self.core.respond(method, path, parsed, parsed.getall, headers, body)
 
@@ -178,7 +238,7 @@ class Emulator:
         path = request.rel_url.raw_path
         body = await request.read()
         if path.startswith("/_harness/"):
-            status, headers, data = admin(self.core, request.method, path, body)
+            status, headers, data = admin(self.core, request.method, path, body, self.store)
         else:
             query = request.query
             status, headers, data = await self.core.handle(
@@ -195,9 +255,17 @@ class EmulatorThread:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, settings: EmulatorSettings | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: EmulatorSettings | None = None,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        snapshot_interval: float = 30.0,
     ) -> None:
-        self.emulator = Emulator(host, port, settings)
+        self.emulator = Emulator(
+            host, port, settings, state_dir=state_dir, snapshot_interval=snapshot_interval
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -238,7 +306,10 @@ class EmulatorThread:
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(self.emulator.stop())
+            try:
+                loop.run_until_complete(self.emulator.stop())
+            except BaseException as exc:  # the final save failed: stop() raises it
+                self._error = exc
             loop.close()
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -247,11 +318,17 @@ class EmulatorThread:
         return asyncio.run_coroutine_threadsafe(_call(fn), self._loop).result(30)
 
     def stop(self) -> None:
-        """Stop the server and join the thread."""
+        """Stop the server, save the state (with a state directory) and join the thread.
+
+        :raises StateFileError: when the state could not be saved
+        """
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
+            self._thread.join(120)
             self._thread = None
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
 
     def __enter__(self) -> EmulatorThread:
         self.start()
@@ -275,10 +352,19 @@ def serve(
     port: int,
     settings: EmulatorSettings,
     announce: Callable[[str], None],
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    snapshot_interval: float = 30.0,
+    pinned_settings: Collection[str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """Run the emulator in the foreground until SIGINT or SIGTERM (used by ``harness emulator``).
 
     :param announce: called with ``listening on http://HOST:PORT`` once the server is ready
+    :param state_dir: load the state from there, save it there periodically and at exit
+    :param pinned_settings: settings that win over the saved ones (the flags given)
+    :param warn: called with one line when a periodic save fails
+    :raises StateFileError: when the state cannot be loaded or saved
     """
     import uvloop
 
@@ -288,7 +374,15 @@ def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        async with Emulator(host, port, settings) as emu:
+        async with Emulator(
+            host,
+            port,
+            settings,
+            state_dir=state_dir,
+            snapshot_interval=snapshot_interval,
+            pinned_settings=pinned_settings,
+            log=warn,
+        ) as emu:
             # The models (~73,000 objects) live as long as the process: freezing them keeps
             # every full collection from walking them again (3-5 µs per request otherwise),
             # and a larger first generation makes collections rarer; requests free their own

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
+import operator
 import struct
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import orjson
 
-__all__ = ["IdempotencyCache", "IdempotencyEntry", "Page", "Table", "TokenCodec", "params_digest"]
+__all__ = [
+    "IdempotencyCache",
+    "IdempotencyEntry",
+    "Page",
+    "Table",
+    "TokenCodec",
+    "params_digest",
+    "record_of",
+]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -130,6 +140,58 @@ class Table(Generic[K, V]):
         self._rows.clear()
         self._live = 0
 
+    # --------------------------------------------------------------------------- persistence
+    def layout(self) -> list[K | None]:
+        """The keys in listing order, ``None`` where a deleted row was (for saving the table).
+
+        Pagination tokens carry positions, so a restored table must keep the tombstones too.
+        """
+        return list(self._keys)
+
+    @classmethod
+    def restored(cls, layout: list[K | None], values: Iterable[V]) -> Table[K, V]:
+        """A table with ``layout`` (as :meth:`layout` gave it) and the live rows' ``values``.
+
+        :param values: one value per non-``None`` key of ``layout``, in that order
+        :raises ValueError: when the values do not match the layout
+        """
+        table: Table[K, V] = cls.__new__(cls)  # no __init__: its containers are replaced
+        if None in layout:
+            positions = [pos for pos, key in enumerate(layout) if key is not None]
+            live = [layout[pos] for pos in positions]
+        else:  # no tombstones, the common case: no Python-level loop at all
+            positions, live = range(len(layout)), layout  # type: ignore[assignment]
+        rows = dict(zip(live, zip(positions, values, strict=True), strict=True))
+        if len(rows) != len(live):
+            raise ValueError("a table layout names the same key twice")
+        table._keys = list(layout)
+        table._rows = rows  # type: ignore[assignment]
+        table._live = len(rows)
+        return table
+
+
+_RECORD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def record_of(obj: Any) -> tuple[Any, ...]:
+    """The fields of a dataclass instance as a tuple in declaration order (for saving state).
+
+    ``type(obj)(*record_of(obj))`` rebuilds it. Values are not copied.
+    """
+    cls = type(obj)
+    getter = _RECORD_GETTERS.get(cls)
+    if getter is None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        if len(names) == 1:
+            name = names[0]
+
+            def getter(item: Any) -> tuple[Any, ...]:
+                return (getattr(item, name),)
+        else:
+            getter = operator.attrgetter(*names)
+        _RECORD_GETTERS[cls] = getter
+    return getter(obj)
+
 
 def params_digest(params: dict[str, Any], skip: tuple[str, ...] = ()) -> bytes:
     """A stable digest of request parameters (key order does not matter)."""
@@ -158,6 +220,11 @@ class TokenCodec:
 
     def __init__(self, secret: bytes) -> None:
         self._key = secret
+
+    @property
+    def secret(self) -> bytes:
+        """The MAC key (saved with the emulator's state, so that issued tokens stay valid)."""
+        return self._key
 
     def encode(self, position: int, binding: bytes) -> str:
         """A token for ``position`` within the listing bound to ``binding``."""
@@ -222,3 +289,11 @@ class IdempotencyCache:
     def clear(self) -> None:
         """Forget every token."""
         self._entries.clear()
+
+    def items(self) -> Iterator[tuple[tuple[str, str, str, str], IdempotencyEntry]]:
+        """Every entry with its key (expired ones included until a lookup drops them)."""
+        return iter(list(self._entries.items()))
+
+    def put(self, key: tuple[str, str, str, str], entry: IdempotencyEntry) -> None:
+        """Store ``entry`` as it is (used when loading a saved state)."""
+        self._entries[key] = entry

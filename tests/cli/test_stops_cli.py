@@ -549,3 +549,39 @@ def test_a_journal_that_cannot_be_written_stops_the_run_cleanly(
     assert resumed.finish() == 0, resumed.output
     counts = ok_counts(journal)
     assert len(counts) == 1000 and set(counts.values()) == {1}
+
+
+# -------------------------------------------------------- resume on the embedded emulator
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_resume_on_the_embedded_emulator_continues_against_the_same_state(
+    tmp_path: Path, processes: list[Harness], signum: int
+) -> None:
+    # Things join groups created by the first run: a resumed run against an empty emulator
+    # would fail every membership ("thinggroup g-1 does not exist").
+    job = job_file(tmp_path, 1500, 150)
+    journal = tmp_path / "j.jsonl"
+    summary = tmp_path / "s.json"
+    run = Harness("run", str(job), "--journal", str(journal), "--no-progress", cwd=tmp_path)
+    processes.append(run)
+    run.wait_for(lambda: journal_oks(journal) >= 200, "200 items journaled")
+    (emulator,) = run.children()
+    run.proc.send_signal(signum)
+    run.finish()
+    assert gone(emulator, 60), "the embedded emulator outlived its parent"
+    state_dir = tmp_path / "j.jsonl.emulator"
+    assert state_dir.is_dir() and state_dir.stat().st_mode & 0o777 == 0o700
+    first = journal_oks(journal)
+    assert first < 3003
+
+    resumed = Harness(
+        "run", str(job), "--journal", str(journal), "--resume", "--summary", str(summary),
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    processes.append(resumed)
+    assert resumed.finish() == 0, resumed.output
+    document = orjson.loads(summary.read_bytes())
+    assert document["failures_total"] == 0
+    assert document["steps"]["membership"]["failed"] == 0
+    counts = ok_counts(journal)
+    assert len(counts) == 1500 + 3 + 1500
+    assert set(counts.values()) == {1}

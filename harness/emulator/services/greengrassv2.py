@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.emulator._context import Context, handler, service_state
 from harness.emulator._generic import GenericState
-from harness.emulator._state import Table
+from harness.emulator._state import Table, record_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -128,6 +128,45 @@ class GreengrassState(GenericState):
         if len(self.deployments):
             counts["Deployment"] = len(self.deployments)
         return counts
+
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data; the indexes name deployments by id."""
+        data = super().dump()
+        data["deployments"] = (
+            self.deployments.layout(),
+            [record_of(item) for item in self.deployments.values()],
+        )
+        data["latest"] = self.latest.layout()
+        data["latest_by_target"] = {
+            target: item.deployment_id for target, item in self.latest_by_target.items()
+        }
+        for name in ("by_target", "by_parent", "latest_by_parent"):
+            index: dict[str, Table[str, Deployment]] = getattr(self, name)
+            data[name] = {key: table.layout() for key, table in index.items()}
+        data["revisions"] = self.revisions
+        data["subdeployment_parent"] = self.subdeployment_parent
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        super().restore(data)
+        layout, rows = data["deployments"]
+        items = [Deployment(*row) for row in rows]
+        self.deployments = Table.restored(layout, items)
+        named = {item.deployment_id: item for item in items}
+
+        def linked(keys: list[str | None]) -> Table[str, Deployment]:
+            return Table.restored(keys, [named[key] for key in keys if key is not None])
+
+        self.latest = linked(data["latest"])
+        self.latest_by_target = {t: named[i] for t, i in data["latest_by_target"].items()}
+        self.by_target = {key: linked(keys) for key, keys in data["by_target"].items()}
+        self.by_parent = {key: linked(keys) for key, keys in data["by_parent"].items()}
+        self.latest_by_parent = {
+            key: linked(keys) for key, keys in data["latest_by_parent"].items()
+        }
+        self.revisions = data["revisions"]
+        self.subdeployment_parent = data["subdeployment_parent"]
 
     def add(self, item: Deployment) -> None:
         """Store ``item`` as the latest revision of its target, superseding the previous one."""

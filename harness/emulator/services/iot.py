@@ -27,7 +27,7 @@ narrowest index that applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from harness.emulator._context import handler, service_state
 from harness.emulator._generic import GenericState
@@ -35,7 +35,7 @@ from harness.emulator._state import Table
 from harness.emulator.services.iot_packages import PackageCatalog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     from harness.emulator._context import Context
 
@@ -52,6 +52,8 @@ __all__ = [
     "thing_named",
     "updated_attributes",
 ]
+
+V = TypeVar("V")
 
 MAX_ATTRIBUTES_UNTYPED = 3
 MAX_ATTRIBUTES_TYPED = 50
@@ -130,6 +132,83 @@ class IotState(GenericState):
         mine = {"Thing": len(self.things), "ThingGroup": len(self.groups), **self.packages.counts()}
         return {**super().counts(), **{kind: n for kind, n in mine.items() if n}}
 
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data: things and groups name each other instead of nesting.
+
+        Saving the objects themselves would follow thing -> group -> member thing -> its other
+        group ... as deep as that chain goes, and cost several times more per object.
+        """
+        data = super().dump()
+        data["groups"] = (
+            self.groups.layout(),
+            [
+                (
+                    *(g.name, g.group_id, g.arn, g.parent.name if g.parent is not None else None),
+                    *(g.description, g.attributes, g.created, g.version),
+                    *(g.children.layout(), g.things.layout()),
+                )
+                for g in self.groups.values()
+            ],
+        )
+        data["roots"] = self.roots.layout()
+        data["things"] = (
+            self.things.layout(),
+            [
+                (
+                    *(t.name, t.thing_id, t.arn, t.type_name, t.attributes, t.billing_group),
+                    *(t.version, t.groups.layout() if t.groups is not None else None),
+                )
+                for t in self.things.values()
+            ],
+        )
+        data["indexes"] = [
+            {
+                key: found.name if isinstance(found, Thing) else found.layout()
+                for key, found in index.items()
+            }
+            for index in (self.by_type, self.by_attr_name, self.by_attr)
+        ]
+        data["packages"] = self.packages.dump()
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        super().restore(data)
+        layout, group_rows = data["groups"]
+        groups = [
+            ThingGroup(name, group_id, arn, None, description, attributes, created, version)
+            for name, group_id, arn, _, description, attributes, created, version, *_ in group_rows
+        ]
+        group_named = {group.name: group for group in groups}
+        for group, row in zip(groups, group_rows, strict=True):
+            group.parent = group_named[row[3]] if row[3] is not None else None
+            group.children = _linked(row[8], group_named)
+        self.groups = Table.restored(layout, groups)
+        self.roots = _linked(data["roots"], group_named)
+        layout, thing_rows = data["things"]
+        things = [
+            Thing(
+                *(name, thing_id, arn, type_name, attributes, billing_group, version),
+                _linked(memberships, group_named) if memberships is not None else None,
+            )
+            for name, thing_id, arn, type_name, attributes, billing_group, version, memberships in (
+                thing_rows
+            )
+        ]
+        self.things = Table.restored(layout, things)
+        named = {thing.name: thing for thing in things}
+        for group, row in zip(groups, group_rows, strict=True):
+            group.things = _linked(row[9], named)
+        self.by_type, self.by_attr_name, self.by_attr = (
+            {
+                key: named[found] if isinstance(found, str) else _linked(found, named)
+                for key, found in index.items()
+            }
+            for index in data["indexes"]
+        )
+        self.packages = PackageCatalog()
+        self.packages.restore(data["packages"])
+
     def reindex(
         self,
         thing: Thing,
@@ -156,6 +235,13 @@ class IotState(GenericState):
             if old_attrs.get(key) != value:
                 _add(self.by_attr, (key, value), thing)
                 _add(self.by_attr_name, key, thing)
+
+
+def _linked(layout: list[Any], named: Mapping[Any, V]) -> Table[Any, V]:
+    """A table of ``layout`` whose rows are the objects ``named`` maps its keys to."""
+    if None in layout:
+        return Table.restored(layout, [named[key] for key in layout if key is not None])
+    return Table.restored(layout, list(map(named.__getitem__, layout)))
 
 
 def _add(index: dict[Any, Bucket], key: Any, thing: Thing) -> None:

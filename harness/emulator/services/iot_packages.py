@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.emulator._context import handler
-from harness.emulator._state import Table
+from harness.emulator._state import Table, record_of
 
 if TYPE_CHECKING:
     from harness.emulator._context import Context
@@ -88,6 +88,51 @@ class PackageCatalog:
     def counts(self) -> dict[str, int]:
         """Packages and package versions."""
         return {"Package": len(self.packages), "PackageVersion": self.version_count}
+
+    def dump(self) -> dict[str, Any]:
+        """The catalog as plain data (for saving the emulator's state)."""
+        return {
+            "packages": (
+                self.packages.layout(),
+                [
+                    (
+                        *(p.name, p.arn, p.created, p.modified, p.description, p.default_version),
+                        p.versions.layout(),
+                        [record_of(v) for v in p.versions.values()],
+                        {status: t.layout() for status, t in p.by_status.items()},
+                    )
+                    for p in self.packages.values()
+                ],
+            ),
+            "version_count": self.version_count,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh catalog from what :meth:`dump` gave."""
+        layout, rows = data["packages"]
+        packages = []
+        for row in rows:
+            name, arn, created, modified, description, default_version = row[:6]
+            version_layout, version_rows, by_status = row[6:]
+            versions = [PackageVersion(*version) for version in version_rows]
+            named = {version.name: version for version in versions}
+            packages.append(
+                Package(
+                    name,
+                    arn,
+                    created,
+                    modified,
+                    description,
+                    default_version,
+                    versions=Table.restored(version_layout, versions),
+                    by_status={
+                        status: Table.restored(keys, [named[k] for k in keys if k is not None])
+                        for status, keys in by_status.items()
+                    },
+                )
+            )
+        self.packages = Table.restored(layout, packages)
+        self.version_count = data["version_count"]
 
 
 def _catalog(ctx: Context) -> PackageCatalog:

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.emulator._context import Context, handler, service_state
 from harness.emulator._generic import GenericState, generic_handler
-from harness.emulator._state import Table
+from harness.emulator._state import Table, record_of
 
 __all__ = ["FuotaTask", "WirelessState"]
 
@@ -79,6 +79,23 @@ class WirelessState(GenericState):
         if len(self.fuota_tasks):
             counts["FuotaTask"] = len(self.fuota_tasks)
         return counts
+
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data."""
+        data = super().dump()
+        data["fuota_tasks"] = (
+            self.fuota_tasks.layout(),
+            [record_of(t) for t in self.fuota_tasks.values()],
+        )
+        data["fuota_arns"] = self.fuota_arns
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        super().restore(data)
+        layout, rows = data["fuota_tasks"]
+        self.fuota_tasks = Table.restored(layout, [FuotaTask(*row) for row in rows])
+        self.fuota_arns = data["fuota_arns"]
 
 
 def _state(ctx: Context) -> WirelessState:

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.emulator._context import Context, handler, service_state
 from harness.emulator._generic import GenericState, generic_handler
-from harness.emulator._state import Table
+from harness.emulator._state import Table, record_of
 
 __all__ = ["ManagedIntegrationsState", "OtaTask"]
 
@@ -88,6 +88,23 @@ class ManagedIntegrationsState(GenericState):
         if len(self.ota_tasks):
             counts["OtaTask"] = len(self.ota_tasks)
         return counts
+
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data."""
+        data = super().dump()
+        data["ota_tasks"] = (
+            self.ota_tasks.layout(),
+            [record_of(t) for t in self.ota_tasks.values()],
+        )
+        data["ota_arns"] = self.ota_arns
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        super().restore(data)
+        layout, rows = data["ota_tasks"]
+        self.ota_tasks = Table.restored(layout, [OtaTask(*row) for row in rows])
+        self.ota_arns = data["ota_arns"]
 
 
 def _state(ctx: Context) -> ManagedIntegrationsState:

@@ -34,7 +34,7 @@ from typing import Any
 
 from harness.emulator._context import Context, handler, service_state
 from harness.emulator._generic import GenericState
-from harness.emulator._state import Table
+from harness.emulator._state import Table, record_of
 
 __all__ = ["EnvironmentTemplate", "ProtonState", "TemplateVersion"]
 
@@ -135,6 +135,54 @@ class ProtonState(GenericState):
         if self.version_count:
             counts["EnvironmentTemplateVersion"] = self.version_count
         return counts
+
+    def dump(self) -> dict[str, Any]:
+        """The state as plain data."""
+        data = super().dump()
+        data["templates"] = (
+            self.templates.layout(),
+            [
+                (
+                    *(t.name, t.arn, t.created, t.modified, t.params),
+                    t.versions.layout(),
+                    [record_of(v) for v in t.versions.values()],
+                    {major: minors.layout() for major, minors in t.majors.items()},
+                    *(t.last_major, t.last_minor, t.recommended_minor, t.recommended),
+                )
+                for t in self.templates.values()
+            ],
+        )
+        data["version_count"] = self.version_count
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Fill this fresh instance from what :meth:`dump` gave."""
+        super().restore(data)
+        layout, rows = data["templates"]
+        templates = []
+        for row in rows:
+            name, arn, created, modified, params, version_layout, version_rows, majors = row[:8]
+            versions = [TemplateVersion(*v) for v in version_rows]
+            keyed = {(v.major, v.minor): v for v in versions}
+            templates.append(
+                EnvironmentTemplate(
+                    name,
+                    arn,
+                    created,
+                    modified,
+                    params,
+                    Table.restored(version_layout, versions),
+                    {
+                        major: Table.restored(
+                            minors, [keyed[major, m] for m in minors if m is not None]
+                        )
+                        for major, minors in majors.items()
+                    },
+                    *row[8:],
+                )
+            )
+        self.templates = Table.restored(layout, templates)
+        self.version_count = data["version_count"]
 
 
 def _state(ctx: Context) -> ProtonState:
