@@ -314,7 +314,7 @@ def test_a_signal_during_the_preflight_sends_nothing(
 
 
 # ---------------------------------------------------------------- the embedded emulator
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 def test_the_embedded_emulator_never_outlives_the_run(
     tmp_path: Path, processes: list[Harness], signum: int
 ) -> None:
@@ -552,7 +552,9 @@ def test_a_journal_that_cannot_be_written_stops_the_run_cleanly(
 
 
 # -------------------------------------------------------- resume on the embedded emulator
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name
+)
 def test_resume_on_the_embedded_emulator_continues_against_the_same_state(
     tmp_path: Path, processes: list[Harness], signum: int
 ) -> None:
