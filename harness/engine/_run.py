@@ -13,7 +13,7 @@
 * Stops are clean (:meth:`Engine.stop`): no new item is taken, the calls in flight finish, and
   what was not finished stays pending for ``--resume``. The circuit breaker (consecutive
   connection failures to an endpoint), refused credentials and a journal that cannot be written
-  stop a run the same way.
+  stop a run the same way (:mod:`harness.engine._stops`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from harness.engine._events import (
     StepStarted,
     StopCause,
     Stopped,
-    StopRequested,
     Throttled,
 )
+from harness.engine._stops import Abandoned, EndpointHealth, StopControl
 from harness.engine._template import Template, TemplateFailure
 from harness.errors import JobError, JournalError, PaginationError
 from harness.model import example_value, format_issues
@@ -57,7 +57,7 @@ from harness.throttle import AdaptiveRate, BucketRegistry, TokenBucket, WouldBlo
 from harness.transport import Call, Reply, Transport, classify
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -82,31 +82,19 @@ class Item:
 
 
 @dataclass(slots=True)
-class _Endpoint:
-    """The circuit breaker's count for one endpoint (a service in a region)."""
-
-    name: str
-    failures: int = 0
-
-
-@dataclass(slots=True)
 class _StepRuntime:
     """What every call of a step uses, looked up once."""
 
     bucket: TokenBucket
     controller: AdaptiveRate | None
     stats: OperationStats
-    endpoint: _Endpoint
+    endpoint: EndpointHealth
 
 
 class _Failed(Exception):
     def __init__(self, code: str, message: str, attempts: int = 0) -> None:
         super().__init__(message)
         self.code, self.message, self.attempts = code, message, attempts
-
-
-class _Abandoned(Exception):
-    """The run is stopping: this item is left unfinished (pending for --resume), not failed."""
 
 
 def _clock() -> Callable[[], float]:
@@ -197,12 +185,7 @@ class Engine:
         self._failures_total = 0
         self._totals: dict[str, int | None] = {s.name: s.source.total for s in job.steps}
         self._preflight: PreflightFinished | None = None
-        self.max_connection_failures = max_connection_failures
-        self._endpoints: dict[tuple[str, str], _Endpoint] = {}
-        self._stopped: Stopped | None = None
-        # Scopes of the waits a stop interrupts (a bucket, a retry's backoff), and of the run.
-        self._waits: set[anyio.CancelScope] = set()
-        self._scope: anyio.CancelScope | None = None
+        self._stops = StopControl(self._emit, max_connection_failures, self._in_flight)
         self._slots: anyio.Semaphore  # made by run()
         problems: list[str] = []
         self._templates: dict[str, Template] = {}
@@ -227,7 +210,7 @@ class Engine:
     @property
     def stopped(self) -> Stopped | None:
         """Why the run was asked to stop, or None."""
-        return self._stopped
+        return self._stops.stopped
 
     def stop(
         self,
@@ -244,49 +227,12 @@ class Engine:
         stop's reason is kept; a later call can only make it immediate. Safe to call from any
         task of the run's event loop, before or during :meth:`run`.
         """
-        if self._stopped is None:
-            self._stopped = Stopped(cause, reason, exit_code)
-        elif not immediate:
-            return
+        self._stops.request(reason, cause=cause, exit_code=exit_code, immediate=immediate)
+
+    def _in_flight(self) -> int:
+        """Calls on the wire now (0 before the run)."""
         slots: anyio.Semaphore | None = getattr(self, "_slots", None)
-        in_flight = self.concurrency - slots.value if slots is not None else 0
-        self._emit(StopRequested(self._stopped, in_flight, immediate))
-        for scope in list(self._waits):
-            scope.cancel()
-        if immediate and self._scope is not None:
-            self._scope.cancel()
-
-    async def _wait(self, waiting: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Await ``waiting(*args)`` unless the run stops first: then raise _Abandoned."""
-        if self._stopped is None:
-            with anyio.CancelScope() as scope:
-                self._waits.add(scope)
-                try:
-                    await waiting(*args)
-                finally:
-                    self._waits.discard(scope)
-        if self._stopped is not None:
-            raise _Abandoned
-
-    def _watch(self, runtime: _StepRuntime, reply: Reply, kind: str) -> None:
-        """The circuit breaker, and refused credentials: both stop the run."""
-        endpoint = runtime.endpoint
-        if kind == "denied":
-            self.stop(
-                f"credentials refused by {endpoint.name}: {reply.error_code or reply.status}: "
-                f"{reply.error_message[:200]}",
-                cause="denied",
-            )
-        elif reply.status == 0:
-            endpoint.failures += 1
-            if self.max_connection_failures and endpoint.failures >= self.max_connection_failures:
-                self.stop(
-                    f"{endpoint.failures} consecutive connection failures to {endpoint.name} "
-                    f"(last: {reply.error_code}: {reply.error_message[:200]})",
-                    cause="breaker",
-                )
-        else:
-            endpoint.failures = 0  # any HTTP answer shows the endpoint is there
+        return self.concurrency - slots.value if slots is not None else 0
 
     def _journal(self, step: str, key: str, status: str, **fields: Any) -> bool:
         """Record an outcome; a journal that cannot be written stops the run (False then)."""
@@ -522,11 +468,11 @@ class Engine:
                 send, receive = anyio.create_memory_object_stream[Item](buffer)
                 self._outputs[step.source.upstream or ""].append(send)
                 inputs[step.name] = receive
-        with anyio.CancelScope() as self._scope:
+        with anyio.CancelScope() as self._stops.scope:
             async with anyio.create_task_group() as tg:
                 for step in self.job.steps:
                     tg.start_soon(self._run_step, step, inputs.get(step.name))
-        self._scope = None
+        self._stops.scope = None
         summary = RunSummary(
             job=self.job.name,
             endpoint=self.endpoint,
@@ -536,7 +482,7 @@ class Engine:
             failures=tuple(self._failures),
             failures_total=self._failures_total,
             rates=self.registry.snapshot(),
-            stopped=self._stopped,
+            stopped=self._stops.stopped,
             pending={
                 name: None if (total := self._totals.get(name)) is None else total - sum(c)
                 for name, c in self._counts.items()
@@ -574,7 +520,7 @@ class Engine:
 
     async def _static_worker(self, step: Step, items: Iterator[Item]) -> None:
         for n, item in enumerate(items):
-            if self._stopped is not None:
+            if self._stops.stopped is not None:
                 return
             await self._item(step, item)
             if n % 256 == 255:
@@ -584,7 +530,7 @@ class Engine:
     async def _worker(self, step: Step, receive: MemoryObjectReceiveStream[Item]) -> None:
         async with receive:
             async for item in receive:
-                if self._stopped is not None:
+                if self._stops.stopped is not None:
                     return
                 await self._item(step, item)
 
@@ -595,7 +541,7 @@ class Engine:
             except anyio.BrokenResourceError:
                 # Every worker downstream returned: the run is stopping. The item is journaled
                 # done; --resume feeds its recorded output downstream again.
-                if self._stopped is None:
+                if self._stops.stopped is None:
                     raise
 
     async def _item(self, step: Step, item: Item) -> None:
@@ -633,7 +579,7 @@ class Engine:
         except _Failed as exc:
             self._fail(step, item, exc.code, exc.message, exc.attempts, now() - started)
             return
-        except _Abandoned:
+        except Abandoned:
             return
         latency = now() - started
         if not self._journal(
@@ -679,14 +625,11 @@ class Engine:
         if runtime is None:
             region = step.region or self.transport.region
             key = (self.transport.identity, region, step.service, op.name)
-            endpoint = self._endpoints.setdefault(
-                (step.service, region), _Endpoint(f"{step.service} in {region}")
-            )
             runtime = self._runtimes[step.name] = _StepRuntime(
                 self.registry.bucket(*key),
                 self.registry.controller(*key),
                 self.stats.stats(step.operation_key),
-                endpoint,
+                self._stops.endpoint(step.service, region),
             )
         bucket, controller, stats = runtime.bucket, runtime.controller, runtime.stats
         retries = self.job.retries
@@ -697,17 +640,17 @@ class Engine:
             try:
                 bucket.acquire_nowait()  # the common case at a generous rate: no await
             except WouldBlock:
-                await self._wait(bucket.acquire)
+                await self._stops.wait(bucket.acquire)
             async with self._slots:
-                if self._stopped is not None:
-                    raise _Abandoned  # stopping: nothing more is sent
+                if self._stops.stopped is not None:
+                    raise Abandoned  # stopping: nothing more is sent
                 t0 = self._now()
                 first = t0 if first is None else first
                 reply = await self.transport.send(call)
                 t1 = self._now()
             attempts += 1
             kind = classify(reply, op)
-            self._watch(runtime, reply, kind)
+            self._stops.watch(runtime.endpoint, reply, kind)
             stats.record_attempt(
                 t1 - t0, throttled=kind == "throttled", error_code=reply.error_code
             )
@@ -730,7 +673,7 @@ class Engine:
                 # At least what the service asked for, even beyond max_delay: retrying sooner
                 # only earns another throttle.
                 delay = max(delay, reply.retry_after)
-            await self._wait(anyio.sleep, delay)
+            await self._stops.wait(anyio.sleep, delay)
 
     async def _list(
         self, step: Step, item: Item, params: dict[str, Any]
