@@ -9,6 +9,7 @@
      │    └── UnknownOperation
      ├── RequestValidationError    request parameters break the model's constraints
      ├── JobError                  a job file is unreadable, inconsistent or renders invalid items
+     │    └── JournalError         a journal cannot be locked (another run holds it) or written
      ├── StateFileError            a saved emulator state cannot be read, trusted or written
      ├── TargetError               the endpoint does not answer, or no credentials or profile
      └── PaginationError           a listing broke an invariant (repeated token, duplicate)
@@ -29,6 +30,7 @@ __all__ = [
     "HarnessError",
     "InvalidArgument",
     "JobError",
+    "JournalError",
     "ModelError",
     "PaginationError",
     "RequestValidationError",
@@ -100,6 +102,11 @@ class JobError(HarnessError):
         shown = "".join(f"\n  - {p}" for p in self.problems[:20])
         more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
         super().__init__(f"{message}{shown}{more}")
+
+
+class JournalError(JobError):
+    """Raised when a journal cannot be used: another run holds its lock, or a write failed
+    (disk full, quota, I/O error). What was recorded before stays intact."""
 
 
 class PaginationError(HarnessError):

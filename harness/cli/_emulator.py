@@ -7,6 +7,7 @@ import math
 import click
 from click.core import ParameterSource
 
+from harness.cli._embedded import follow_parent
 from harness.emulator import EmulatorSettings, Limits, parse_latency, serve
 from harness.errors import InvalidArgument
 
@@ -104,6 +105,8 @@ def _flag_message(message: str) -> str:
     metavar="SECONDS",
     help="With --state-dir: seconds between saves while the state changes (0: only on exit).",
 )
+# The embedded emulator's child side (harness/cli/_embedded.py): stop when the parent is gone.
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
 def emulator(
     host: str,
     port: int,
@@ -118,6 +121,7 @@ def emulator(
     max_body: int,
     state_dir: str | None,
     snapshot_interval: float,
+    exit_with_parent: bool,
 ) -> None:
     """Serve IoT, Greengrass V2, IoT Wireless, Proton and managed integrations on one port.
 
@@ -136,6 +140,8 @@ def emulator(
         )
     if state_dir is not None and not state_dir.strip():
         raise InvalidArgument("--state-dir: expected a directory path, got an empty string")
+    if exit_with_parent:
+        follow_parent()
     try:
         settings = EmulatorSettings(
             throttle="aws" if throttle == "aws" else "off",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import click
 import orjson
 
 from harness.cli._rates import RATE, parse_operation_rates
+from harness.cli._stops import Interrupted, SignalStop, resume_command, stop_options
 from harness.cli._target import (
     EMULATOR_CREDENTIALS,
     Target,
@@ -21,7 +24,7 @@ from harness.cli._target import (
     make_transport,
     open_target,
 )
-from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
+from harness.engine import Engine, Job, Journal, RunSummary, load_job, parse_job, read_journal
 from harness.errors import InvalidArgument, JobError
 from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
@@ -96,7 +99,10 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
 )
 @click.option("--dry-run", is_flag=True, help="Render and validate every item, send nothing.")
 @click.option("--no-progress", is_flag=True, help="Plain progress lines, even on a terminal.")
+@stop_options
+@click.pass_context
 def run(
+    ctx: click.Context,
     job_file: Path,
     endpoint: str | None,
     region: str | None,
@@ -111,12 +117,16 @@ def run(
     html_path: Path | None,
     dry_run: bool,
     no_progress: bool,
+    max_connection_failures: int,
+    stop_grace: float,
 ) -> None:
     """Run a bulk job file against a target.
 
-    Exit status: 0 when every item succeeded, 1 when some failed (listed in the summary),
-    2 for a bad job file or usage, an endpoint that does not answer, missing credentials or an
-    unknown profile (nothing is sent then).
+    Exit status: 0 when every item succeeded; 1 when some failed (listed in the summary) or the
+    run stopped early (circuit breaker, refused credentials, journal write error); 2 for a bad
+    job file or usage, an endpoint that does not answer, missing credentials or an unknown
+    profile (nothing is sent then); 130 after SIGINT, 143 after SIGTERM. A run that stopped
+    early prints the --resume command that continues it.
     """
     job = load_job(job_file)
     overrides = parse_operation_rates(rates, {(s.service, s.operation.name) for s in job.steps})
@@ -134,44 +144,82 @@ def run(
         reporter.print(f"dry run: {job.name} is valid; nothing was sent")
         return
     path = _journal_path(job, journal, resume)
-    feeding = frozenset(s.source.upstream for s in job.steps if s.source.upstream)
-    state = read_journal(path, keep_outputs=feeding) if resume else None
-    if state is not None and state.job not in (None, job.name):
-        raise JobError(f"journal {path} belongs to job {state.job!r}, not {job.name!r}")
-    services = {s.service for s in job.steps}
-    with open_target(
-        endpoint,
-        services=services,
-        region=region,
-        profile=profile,
-        emulator_throttle=emulator_throttle,
-        file_region=job.region,
-    ) as target:
-        summary = anyio.run(
-            _run_job,
-            job,
-            target,
-            concurrency,
-            overrides,
-            path,
-            state,
-            reporter,
-            transport_kind,
-            # Plain asyncio: uvloop's clock advances once per loop iteration in whole
-            # milliseconds, too coarse for latency percentiles, and it does not make
-            # aiobotocore any faster (see the baselines).
-            backend="asyncio",
-        )
+    # Locked first: a second run on this journal is refused before it starts anything.
+    held = Journal(path, job.name)
+    summary: RunSummary | None = None
+    try:
+        feeding = frozenset(s.source.upstream for s in job.steps if s.source.upstream)
+        state = read_journal(path, keep_outputs=feeding) if resume else None
+        if state is not None and state.job not in (None, job.name):
+            raise JobError(f"journal {path} belongs to job {state.job!r}, not {job.name!r}")
+        state_dir = emulator_state_dir(path)
+        if not resume and state_dir.exists():
+            # Left by a run that stopped before its journal recorded anything.
+            shutil.rmtree(state_dir)
+        with open_target(
+            endpoint,
+            services={s.service for s in job.steps},
+            region=region,
+            profile=profile,
+            emulator_throttle=emulator_throttle,
+            file_region=job.region,
+            state_dir=state_dir,
+        ) as target:
+            summary = anyio.run(
+                _run_job,
+                job,
+                target,
+                concurrency,
+                overrides,
+                held,
+                state,
+                reporter,
+                transport_kind,
+                max_connection_failures,
+                stop_grace,
+                # Plain asyncio: uvloop's clock advances once per loop iteration in whole
+                # milliseconds, too coarse for latency percentiles, and it does not make
+                # aiobotocore any faster (see the baselines).
+                backend="asyncio",
+            )
+    except Interrupted as exc:
+        reporter.print(f"stopped: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        # SIGINT before the signal watch began (starting the emulator, reading the journal).
+        reporter.print(f"stopped: {Interrupted(signal.SIGINT)}")
+        sys.exit(130)
+    finally:
+        if summary is None:
+            held.discard()  # refused before the run: a new journal is not left behind
+            if not path.exists():
+                shutil.rmtree(emulator_state_dir(path), ignore_errors=True)
+        else:
+            held.close()
+    document = summary.to_json()
+    hint = resume_command(ctx, path) if summary.stopped is not None else None
+    if hint is not None:
+        document["resume"] = hint
     if summary_path is not None:
-        write_json(summary_path, summary.to_json())
+        write_json(summary_path, document)
         reporter.print(f"summary written to {summary_path}")
     if html_path is not None:
         facts = {"endpoint": summary.endpoint, "elapsed": f"{summary.elapsed:.2f} s"}
+        if summary.stopped is not None and hint is not None:
+            facts.update(stopped=summary.stopped.reason, resume=hint)
         section = stats_section(f"Run: {summary.job}", summary.stats, facts=facts)
         write_html_report(html_path, f"harness run: {summary.job}", [section])
         reporter.print(f"HTML report written to {html_path}")
+    if hint is not None:
+        # One line, as it is: a command to copy, never wrapped, no markup.
+        reporter.print(f"to continue: {hint}", soft_wrap=True, markup=False, highlight=False)
     if summary.exit_code:
-        sys.exit(EXIT_FAILED)
+        sys.exit(summary.exit_code)
+
+
+def emulator_state_dir(journal: Path) -> Path:
+    """Where the embedded emulator keeps its state for the run of ``journal``: beside it."""
+    return journal.with_name(journal.name + ".emulator")
 
 
 async def _run_job(
@@ -179,11 +227,13 @@ async def _run_job(
     target: Target,
     concurrency: int | None,
     overrides: list[tuple[str, str, float]],
-    path: Path,
+    journal: Journal,
     state: Any,
     reporter: ConsoleReporter,
     transport_kind: str = "fast",
-) -> Any:
+    max_connection_failures: int = 20,
+    stop_grace: float = 10.0,
+) -> RunSummary:
     registry = BucketRegistry()
     for service, operation, rate in overrides:
         registry.override(service, operation, rate)
@@ -197,22 +247,18 @@ async def _run_job(
             resume_state=state,
             concurrency=limit,
             endpoint=target.label(),
+            max_connection_failures=max_connection_failures,
         )
-        # The journal is created once the preflight passed: a job refused at preflight leaves
-        # no journal behind (which would demand --resume of the corrected job's next run).
-        await engine.preflight()
-        # Then the target: an endpoint that does not answer or missing credentials end the
-        # run here, in seconds, instead of after every item's retries.
-        calls = [(s.service, s.region) for s in job.steps]
-        engine.endpoint = await check_target(transport, target, calls)
-        try:
-            engine.journal = Journal(path, job.name)
-        except OSError as exc:
-            raise InvalidArgument(f"cannot write journal {path}: {exc.strerror}") from None
-        try:
+        async with SignalStop(engine, reporter.print, stop_grace).watching() as stops:
+            await engine.preflight()
+            # Then the target: an endpoint that does not answer or missing credentials end the
+            # run here, in seconds, instead of after every item's retries.
+            calls = [(s.service, s.region) for s in job.steps]
+            engine.endpoint = await check_target(transport, target, calls)
+            engine.journal = journal
+            stops.running = True
             return await engine.run()
-        finally:
-            engine.journal.close()
+        raise AssertionError("unreachable")  # watching() raises Interrupted when cancelled
 
 
 def _param_sets(params: tuple[str, ...], params_file: Path | None) -> Iterator[dict[str, Any]]:
@@ -267,6 +313,7 @@ def _param_sets(params: tuple[str, ...], params_file: Path | None) -> Iterator[d
 )
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--rate", type=RATE, default=None, help="TPS for the operation (default: its quota).")
+@stop_options
 def list_(
     service: str,
     operation: str,
@@ -280,12 +327,15 @@ def list_(
     out: IO[bytes],
     concurrency: int,
     rate: float | None,
+    max_connection_failures: int,
+    stop_grace: float,
 ) -> None:
     """Page through a list OPERATION of SERVICE and stream every item out as JSONL.
 
     Uses the model's paginator (derived where botocore has none, e.g. ListFuotaTasks), fans out
     over every parameter set at once, and checks the pagination invariants (no repeated token,
-    no duplicate item). Exit status 1 when a listing failed.
+    no duplicate item). Exit status 1 when a listing failed or was stopped early (circuit
+    breaker, refused credentials), 130 after SIGINT, 143 after SIGTERM.
     """
     sets = list(_param_sets(params, params_file))
     job = parse_job(
@@ -311,26 +361,33 @@ def list_(
             out.write(orjson.dumps(element, default=str) + b"\n")
 
     reporter = ConsoleReporter(sys.stderr, progress=False)
-    with open_target(
-        endpoint,
-        services=[service],
-        region=region,
-        profile=profile,
-        emulator_throttle=emulator_throttle,
-    ) as target:
-        summary = anyio.run(
-            _list_job,
-            job,
-            target,
-            concurrency,
-            sink,
-            reporter,
-            transport_kind,
-            backend="asyncio",
-        )
-    out.flush()
+    try:
+        with open_target(
+            endpoint,
+            services=[service],
+            region=region,
+            profile=profile,
+            emulator_throttle=emulator_throttle,
+        ) as target:
+            summary = anyio.run(
+                _list_job,
+                job,
+                target,
+                concurrency,
+                sink,
+                reporter,
+                transport_kind,
+                max_connection_failures,
+                stop_grace,
+                backend="asyncio",
+            )
+    except Interrupted as exc:
+        reporter.print(f"stopped: {exc}")
+        sys.exit(exc.exit_code)
+    finally:
+        out.flush()
     if summary.exit_code:
-        sys.exit(EXIT_FAILED)
+        sys.exit(summary.exit_code)
 
 
 async def _list_job(
@@ -340,19 +397,35 @@ async def _list_job(
     sink: Any,
     reporter: ConsoleReporter,
     transport_kind: str = "fast",
-) -> Any:
+    max_connection_failures: int = 20,
+    stop_grace: float = 10.0,
+) -> RunSummary:
     async with make_transport(target, concurrency, transport_kind) as transport:
-        label = await check_target(transport, target, [(s.service, s.region) for s in job.steps])
-        engine = Engine(job, transport, sink=_quiet(reporter), endpoint=label, item_sink=sink)
-        return await engine.run()
+        engine = Engine(
+            job,
+            transport,
+            sink=_quiet(reporter),
+            endpoint=target.label(),
+            item_sink=sink,
+            max_connection_failures=max_connection_failures,
+        )
+        async with SignalStop(engine, reporter.print, stop_grace).watching() as stops:
+            await engine.preflight()
+            calls = [(s.service, s.region) for s in job.steps]
+            engine.endpoint = await check_target(transport, target, calls)
+            stops.running = True
+            return await engine.run()
+        raise AssertionError("unreachable")  # watching() raises Interrupted when cancelled
 
 
 def _quiet(reporter: ConsoleReporter) -> Any:
-    from harness.engine import ItemFinished, RunFinished
+    from harness.engine import ItemFinished, RunFinished, StopRequested
 
     def sink(event: Any) -> None:
         if isinstance(event, ItemFinished) and event.status == "failed":
             reporter.print(f"listing {event.key} failed: {event.error_code}: {event.error_message}")
+        elif isinstance(event, StopRequested) and not event.immediate:
+            reporter.print(f"stopping: {event.stop.reason}")
         elif isinstance(event, RunFinished):
             reporter.print(summary_line(event.summary))
 
@@ -362,4 +435,8 @@ def _quiet(reporter: ConsoleReporter) -> Any:
 def summary_line(summary: Any) -> str:
     """One line: calls, items failed, elapsed."""
     calls = sum(s.calls for s in summary.stats)
-    return f"{summary.job}: {calls} page calls in {summary.elapsed:.2f} s, exit {summary.exit_code}"
+    stopped = f", stopped: {summary.stopped.reason}" if summary.stopped is not None else ""
+    return (
+        f"{summary.job}: {calls} page calls in {summary.elapsed:.2f} s{stopped}, "
+        f"exit {summary.exit_code}"
+    )

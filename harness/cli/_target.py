@@ -42,6 +42,7 @@ from harness.transport import AioBotocoreTransport, FastTransport, probe_endpoin
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Iterator
+    from pathlib import Path
 
 __all__ = [
     "EMULATOR_CREDENTIALS",
@@ -183,12 +184,14 @@ def open_target(
     profile: str | None = None,
     emulator_throttle: str = "off",
     file_region: str | None = None,
+    state_dir: Path | None = None,
 ) -> Iterator[Target]:
     """Resolve ``--endpoint`` (``None``: not given), region and credentials; start the
     embedded emulator for the ``with`` block when that is the target.
 
     :raises InvalidArgument: for an ``--endpoint`` that is none of embedded, aws or a URL, or
         ``--profile`` with the embedded emulator
+    :param state_dir: where the embedded emulator keeps its state (for ``run --resume``)
     :raises TargetError: for a profile that does not exist
     """
     configured = configured_endpoints(services)
@@ -200,7 +203,7 @@ def open_target(
                 "--endpoint aws (or a URL) to use the profile"
             )
         where = _region(region, file_region, None, chain=False)
-        with embedded_emulator(emulator_throttle) as url:
+        with embedded_emulator(emulator_throttle, state_dir=state_dir) as url:
             yield Target("embedded", url, where, None, EMULATOR_CREDENTIALS)
     elif chosen == "aws":
         # Every service to an endpoint from the environment: an emulator or a stand-in, which

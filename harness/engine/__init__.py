@@ -18,14 +18,18 @@ from harness.engine._events import (
     StepFinished,
     StepPlan,
     StepStarted,
+    StopCause,
+    Stopped,
+    StopRequested,
     Throttled,
 )
 from harness.engine._jobfile import Job, RetrySettings, Source, Step, load_job, parse_job
 from harness.engine._journal import Journal, JournalState, read_journal
-from harness.engine._run import Engine, Item, derive_token
+from harness.engine._run import DEFAULT_MAX_CONNECTION_FAILURES, Engine, Item, derive_token
 from harness.engine._template import Template, TemplateFailure
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTION_FAILURES",
     "Engine",
     "Event",
     "FailedItem",
@@ -46,6 +50,9 @@ __all__ = [
     "StepFinished",
     "StepPlan",
     "StepStarted",
+    "StopCause",
+    "StopRequested",
+    "Stopped",
     "Template",
     "TemplateFailure",
     "Throttled",

@@ -22,10 +22,49 @@ __all__ = [
     "StepFinished",
     "StepPlan",
     "StepStarted",
+    "StopCause",
+    "StopRequested",
+    "Stopped",
     "Throttled",
 ]
 
 ItemStatus = Literal["ok", "failed", "skipped"]
+#: Why a run stopped early: a signal (or any caller of ``Engine.stop``), the circuit breaker
+#: (consecutive connection failures), refused credentials, or a journal that cannot be written.
+StopCause = Literal["signal", "breaker", "denied", "journal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Why a run stopped before every item was done.
+
+    The items not finished were not failed: they stay pending, and ``--resume`` runs them.
+
+    :param cause: what stopped it
+    :param reason: one line for people (``"SIGINT received"``, ``"20 consecutive connection
+        failures to iot in us-east-1 (last: EndpointConnectionError: ...)"``)
+    :param exit_code: the exit status the command should end with (1; 130 and 143 for signals)
+    """
+
+    cause: StopCause
+    reason: str
+    exit_code: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"cause": self.cause, "reason": self.reason, "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The run takes no new item; the calls in flight finish (``immediate``: are cancelled).
+
+    ``in_flight`` counts the calls on the wire when the stop was asked for.
+    """
+
+    stop: Stopped
+    in_flight: int
+    immediate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +182,17 @@ class RunSummary:
     failures: tuple[FailedItem, ...]
     failures_total: int
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: set when the run stopped early (signal, circuit breaker, refused credentials, journal)
+    stopped: Stopped | None = None
+    #: per step, the items not finished (None when the step's total is not known)
+    pending: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        """0 when every item succeeded (or was already done), 1 otherwise."""
+        """0 when every item succeeded (or was already done), 1 when some failed, the stop's
+        status (1, or 130/143 for signals) when the run stopped early."""
+        if self.stopped is not None:
+            return self.stopped.exit_code
         return 1 if any(c.failed for c in self.steps.values()) else 0
 
     def to_json(self) -> dict[str, Any]:
@@ -164,6 +210,8 @@ class RunSummary:
             "rates": self.rates,
             "failures_total": self.failures_total,
             "failures": [f.to_json() for f in self.failures],
+            "stopped": self.stopped.to_json() if self.stopped is not None else None,
+            "pending": self.pending,
         }
 
 
@@ -181,6 +229,7 @@ Event = (
     | ItemFinished
     | Throttled
     | StepFinished
+    | StopRequested
     | RunFinished
 )
 Sink = Callable[[Event], None]

@@ -12,6 +12,10 @@
   attempt count, so that a throttle storm loses no item.
 * Creates are idempotent: a client token derived from (job, step, item key) is filled in for
   operations that have one, so a retry, a resume or a rerun never creates a duplicate.
+* Stops are clean (:meth:`Engine.stop`): no new item is taken, the calls in flight finish, and
+  what was not finished stays pending for ``--resume``. The circuit breaker (consecutive
+  connection failures to an endpoint), refused credentials and a journal that cannot be written
+  stop a run the same way (:mod:`harness.engine._stops`).
 """
 
 from __future__ import annotations
@@ -41,10 +45,13 @@ from harness.engine._events import (
     StepFinished,
     StepPlan,
     StepStarted,
+    StopCause,
+    Stopped,
     Throttled,
 )
+from harness.engine._stops import Abandoned, EndpointHealth, StopControl
 from harness.engine._template import Template, TemplateFailure
-from harness.errors import JobError, PaginationError
+from harness.errors import JobError, JournalError, PaginationError
 from harness.model import example_value, format_issues
 from harness.paginate import paginate
 from harness.stats import OperationStats, StatsBook
@@ -59,10 +66,12 @@ if TYPE_CHECKING:
     from harness.engine._jobfile import Job, Step
     from harness.engine._journal import Journal, JournalState
 
-__all__ = ["Engine", "Item", "derive_token"]
+__all__ = ["DEFAULT_MAX_CONNECTION_FAILURES", "Engine", "Item", "derive_token"]
 
 _MAX_FAILURES_KEPT = 1000
 _CHANNEL_BUFFER = 1024
+#: Consecutive connection failures (no HTTP answer) to one endpoint that stop a run.
+DEFAULT_MAX_CONNECTION_FAILURES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,7 @@ class _StepRuntime:
     bucket: TokenBucket
     controller: AdaptiveRate | None
     stats: OperationStats
+    endpoint: EndpointHealth
 
 
 class _Failed(Exception):
@@ -139,6 +149,8 @@ class Engine:
     :param journal: where item outcomes go (``None``: not journaled)
     :param resume_state: what an earlier run's journal says is done
     :param item_sink: receives the items of ``list`` steps, page by page
+    :param max_connection_failures: consecutive connection failures to one endpoint that stop
+        the run (the circuit breaker); 0 turns it off
     """
 
     def __init__(
@@ -154,6 +166,7 @@ class Engine:
         endpoint: str = "",
         item_sink: Callable[[str, str, list[Any]], None] | None = None,
         seed: int | None = None,
+        max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES,
     ) -> None:
         self.job = job
         self.transport = transport
@@ -174,6 +187,8 @@ class Engine:
         self._failures_total = 0
         self._totals: dict[str, int | None] = {s.name: s.source.total for s in job.steps}
         self._preflight: PreflightFinished | None = None
+        self._stops = StopControl(self._emit, max_connection_failures, self._in_flight)
+        self._slots: anyio.Semaphore  # made by run()
         problems: list[str] = []
         self._templates: dict[str, Template] = {}
         self._keys: dict[str, Template | None] = {}
@@ -192,6 +207,45 @@ class Engine:
 
     def _emit(self, event: Event) -> None:
         self._sink(event)
+
+    # --------------------------------------------------------------------------------- stops
+    @property
+    def stopped(self) -> Stopped | None:
+        """Why the run was asked to stop, or None."""
+        return self._stops.stopped
+
+    def stop(
+        self,
+        reason: str,
+        *,
+        cause: StopCause = "signal",
+        exit_code: int = 1,
+        immediate: bool = False,
+    ) -> None:
+        """Ask the run to stop: take no new item, let the calls in flight finish, return the
+        (partial) summary. Items waiting for their bucket or a retry are left pending.
+
+        ``immediate`` also cancels the calls in flight (their items stay pending too). The first
+        stop's reason is kept; a later call can only make it immediate. Safe to call from any
+        task of the run's event loop, before or during :meth:`run`.
+        """
+        self._stops.request(reason, cause=cause, exit_code=exit_code, immediate=immediate)
+
+    def _in_flight(self) -> int:
+        """Calls on the wire now (0 before the run)."""
+        slots: anyio.Semaphore | None = getattr(self, "_slots", None)
+        return self.concurrency - slots.value if slots is not None else 0
+
+    def _journal(self, step: str, key: str, status: str, **fields: Any) -> bool:
+        """Record an outcome; a journal that cannot be written stops the run (False then)."""
+        if self.journal is None:
+            return True
+        try:
+            self.journal.record(step, key, status, **fields)
+        except JournalError as exc:
+            self.stop(str(exc), cause="journal")
+            return False
+        return True
 
     # ------------------------------------------------------------------------------- items
     def _context(self, step: Step, item: Item) -> dict[str, Any]:
@@ -290,9 +344,15 @@ class Engine:
         problems: list[str] = []
         checked = 0
         self._first: dict[str, Item] = {}
+        feeding = {s.source.upstream for s in self.job.steps if s.source.upstream}
         for step in self.job.steps:
             if step.source.kind == "from":
                 continue
+            # What the journal holds as done is not sent again: it needs no second check (a
+            # listing that feeds other steps runs again, so it is checked).
+            done = None
+            if self.resume is not None and not (step.kind == "list" and step.name in feeding):
+                done = self.resume.done.get(step.name)
             # Only a key template can repeat a key (the default keys are the row numbers): keep
             # no set of every key otherwise, so that memory stays flat for millions of items.
             seen: set[str] | None = set() if self._keys.get(step.name) is not None else None
@@ -308,6 +368,8 @@ class Engine:
                                 f"step {step.name!r} item {item.key!r}: duplicate item key"
                             )
                         seen.add(item.key)
+                    if done is not None and item.key in done:
+                        continue
                     try:
                         self._render(step, item)
                     except _Failed as exc:
@@ -408,9 +470,11 @@ class Engine:
                 send, receive = anyio.create_memory_object_stream[Item](buffer)
                 self._outputs[step.source.upstream or ""].append(send)
                 inputs[step.name] = receive
-        async with anyio.create_task_group() as tg:
-            for step in self.job.steps:
-                tg.start_soon(self._run_step, step, inputs.get(step.name))
+        with anyio.CancelScope() as self._stops.scope:
+            async with anyio.create_task_group() as tg:
+                for step in self.job.steps:
+                    tg.start_soon(self._run_step, step, inputs.get(step.name))
+        self._stops.scope = None
         summary = RunSummary(
             job=self.job.name,
             endpoint=self.endpoint,
@@ -420,6 +484,11 @@ class Engine:
             failures=tuple(self._failures),
             failures_total=self._failures_total,
             rates=self.registry.snapshot(),
+            stopped=self._stops.stopped,
+            pending={
+                name: None if (total := self._totals.get(name)) is None else total - sum(c)
+                for name, c in self._counts.items()
+            },
         )
         self._emit(RunFinished(summary))
         return summary
@@ -453,6 +522,8 @@ class Engine:
 
     async def _static_worker(self, step: Step, items: Iterator[Item]) -> None:
         for n, item in enumerate(items):
+            if self._stops.stopped is not None:
+                return
             await self._item(step, item)
             if n % 256 == 255:
                 # Skipped items (resume) finish without awaiting: let the other steps run.
@@ -461,11 +532,19 @@ class Engine:
     async def _worker(self, step: Step, receive: MemoryObjectReceiveStream[Item]) -> None:
         async with receive:
             async for item in receive:
+                if self._stops.stopped is not None:
+                    return
                 await self._item(step, item)
 
     async def _forward(self, step: Step, item: Item) -> None:
         for send in self._outputs[step.name]:
-            await send.send(item)
+            try:
+                await send.send(item)
+            except anyio.BrokenResourceError:
+                # Every worker downstream returned: the run is stopping. The item is journaled
+                # done; --resume feeds its recorded output downstream again.
+                if self._stops.stopped is None:
+                    raise
 
     async def _item(self, step: Step, item: Item) -> None:
         if step.source.kind == "from" and self._keys[step.name] is not None:
@@ -502,12 +581,14 @@ class Engine:
         except _Failed as exc:
             self._fail(step, item, exc.code, exc.message, exc.attempts, now() - started)
             return
+        except Abandoned:
+            return
         latency = now() - started
+        if not self._journal(
+            step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
+        ):
+            return
         self._counts[step.name][0] += 1
-        if self.journal is not None:
-            self.journal.record(
-                step.name, item.key, "ok", attempts=attempts, latency=latency, output=output
-            )
         self._emit(ItemFinished(step.name, item.key, "ok", attempts, latency))
         if self._outputs[step.name]:
             for produced in forward:
@@ -523,20 +604,20 @@ class Engine:
     def _fail(
         self, step: Step, item: Item, code: str, message: str, attempts: int, latency: float
     ) -> None:
+        if not self._journal(
+            step.name,
+            item.key,
+            "failed",
+            attempts=attempts,
+            latency=latency,
+            error_code=code,
+            error_message=message,
+        ):
+            return
         self._counts[step.name][1] += 1
         self._failures_total += 1
         if len(self._failures) < _MAX_FAILURES_KEPT:
             self._failures.append(FailedItem(step.name, item.key, code, message, attempts))
-        if self.journal is not None:
-            self.journal.record(
-                step.name,
-                item.key,
-                "failed",
-                attempts=attempts,
-                latency=latency,
-                error_code=code,
-                error_message=message,
-            )
         self._emit(ItemFinished(step.name, item.key, "failed", attempts, latency, code, message))
 
     async def _call(self, step: Step, params: dict[str, Any]) -> tuple[Reply, int]:
@@ -557,6 +638,7 @@ class Engine:
                 self.registry.bucket(*key),
                 self.registry.controller(*key),
                 self.stats.stats(step.operation_key),
+                self._stops.endpoint(step.service, region),
             )
         bucket, controller, stats = runtime.bucket, runtime.controller, runtime.stats
         retries = self.job.retries
@@ -571,8 +653,10 @@ class Engine:
             try:
                 bucket.acquire_nowait()  # the common case at a generous rate: no await
             except WouldBlock:
-                await bucket.acquire()
+                await self._stops.wait(bucket.acquire)
             async with self._slots:
+                if self._stops.stopped is not None:
+                    raise Abandoned  # stopping: nothing more is sent
                 t0 = self._now()
                 first = t0 if first is None else first
                 reply = await self.transport.send(call)
@@ -581,6 +665,7 @@ class Engine:
             kind = classify(reply, op)
             if kind == "error" and unsure and token_conflict(reply, op):
                 kind = "in_progress"
+            self._stops.watch(runtime.endpoint, reply, kind)
             stats.record_attempt(
                 t1 - t0, throttled=kind == "throttled", error_code=reply.error_code
             )
@@ -618,7 +703,7 @@ class Engine:
                 # At least what the service asked for, even beyond max_delay: retrying sooner
                 # only earns another throttle.
                 delay = max(delay, reply.retry_after)
-            await anyio.sleep(delay)
+            await self._stops.wait(anyio.sleep, delay)
 
     async def _list(
         self, step: Step, item: Item, params: dict[str, Any]

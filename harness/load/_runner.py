@@ -196,7 +196,7 @@ class LoadRunner:
             code = None if reply.ok else (reply.error_code or f"HTTP{reply.status}")
             for target in (result.operations[op.name], result.total):
                 target.stats.record_attempt(latency, throttled=kind == "throttled", error_code=code)
-            if kind in ("ok", "error") or attempts > self.scenario.retries:
+            if kind in ("ok", "error", "denied") or attempts > self.scenario.retries:
                 return reply.ok, code, attempts
             # Full jitter, at least what the service asked for; the connection stays held, as a
             # closed-loop client's would.

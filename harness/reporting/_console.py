@@ -32,6 +32,7 @@ from harness.engine import (
     RunSummary,
     StepFinished,
     StepStarted,
+    StopRequested,
     Throttled,
 )
 
@@ -132,8 +133,20 @@ class ConsoleReporter:
             self._steps[event.step].started = anyio.current_time()
         elif isinstance(event, StepFinished):
             self._line(event.step, final=True)
+        elif isinstance(event, StopRequested):
+            self._stopping(event)
         elif isinstance(event, RunFinished):
             self._finish(event.summary)
+
+    def _stopping(self, event: StopRequested) -> None:
+        if event.immediate:
+            line = f"stopping now: {event.in_flight} calls in flight are cancelled (pending)"
+        else:
+            line = (
+                f"stopping ({event.stop.reason}): no new items; "
+                f"{event.in_flight} calls in flight finish"
+            )
+        self.console.print(line, markup=False)
 
     def _start(self, event: RunStarted) -> None:
         self.console.print(
@@ -219,9 +232,20 @@ class ConsoleReporter:
             self.console.print(
                 f"  ... {summary.failures_total - 10} more (see the summary file or the journal)"
             )
+        stopped = summary.stopped
+        if stopped is not None:
+            known = [n for n in summary.pending.values() if n is not None]
+            unknown = any(n is None for n in summary.pending.values())
+            pending = f"{sum(known)}{'+' if unknown else ''} items" if known else "the items"
+            self.console.print(
+                f"run stopped: {stopped.reason}; {pending} not finished stay pending "
+                f"(exit {summary.exit_code})",
+                markup=False,
+            )
+            return
         verdict = "every item succeeded" if summary.exit_code == 0 else "some items failed"
         self.console.print(f"{verdict} (exit {summary.exit_code})")
 
-    def print(self, *objects: Any) -> None:
-        """Print through the reporter's console."""
-        self.console.print(*objects)
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Print through the reporter's console (``options`` as rich's ``Console.print``)."""
+        self.console.print(*objects, **options)

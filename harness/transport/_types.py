@@ -10,15 +10,49 @@ from harness.model import THROTTLING_CODES
 if TYPE_CHECKING:
     from harness.model import Operation
 
-__all__ = ["Call", "Reply", "ReplyKind", "Transport", "classify", "token_conflict"]
+__all__ = ["DENIED_CODES", "Call", "Reply", "ReplyKind", "Transport", "classify", "token_conflict"]
 
 #: How the engine should treat a reply: done, slow down and retry, retry, wait for an earlier
-#: attempt (same client token) to finish and retry, or give up.
-ReplyKind = Literal["ok", "throttled", "transient", "in_progress", "error"]
+#: attempt (same client token) to finish and retry, give up, or give up and stop the run
+#: (``denied``: the credentials or the caller's rights were refused, so every other call would
+#: be refused too).
+ReplyKind = Literal["ok", "throttled", "transient", "in_progress", "error", "denied"]
 
 # botocore's standard mode treats these as transient, whatever the status (retries/standard.py).
 _TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+
+#: Credential and authorization errors: never retried, whatever the status (the AWS SDKs do not
+#: retry them either; ``aws-facts.md``), plus botocore's client-side credential exceptions,
+#: which the transports return as status-0 replies.
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AuthFailure",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+        "IncompleteSignatureException",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "NotAuthorized",
+        "SignatureDoesNotMatch",
+        "UnauthorizedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "NoAuthTokenError",
+        "TokenRetrievalError",
+        "CredentialRetrievalError",
+        "UnauthorizedSSOTokenError",
+        "SSOTokenLoadError",
+    }
 )
 
 
@@ -70,10 +104,14 @@ def classify(reply: Reply, operation: Operation | None = None) -> ReplyKind:
     ``retryable: {throttling: true}``. Transient: no HTTP answer, 5xx, and request timeouts.
     In progress: an error the model documents as "an earlier request with this client token is
     still being processed" (Greengrass's RequestAlreadyInProgressException).
+    Denied: :data:`DENIED_CODES`, 401 and 403.
     """
     if reply.ok:
         return "ok"
     code = reply.error_code or ""
+    # 401 and 403 are modeled only for authorization errors in these services.
+    if code in DENIED_CODES or reply.status in (401, 403):
+        return "denied"
     if code in THROTTLING_CODES or (reply.status == 429 and code in ("", "429")):
         return "throttled"
     if operation is not None:

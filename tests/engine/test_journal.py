@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from harness.engine import (
     parse_job,
     read_journal,
 )
-from harness.errors import JobError
+from harness.errors import JobError, JournalError
 from harness.transport import Call, MockTransport, Reply
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thing/{}"
@@ -432,3 +434,119 @@ def replace_retries(job: Job) -> Job:
     from harness.engine import RetrySettings
 
     return replace(job, retries=RetrySettings(max_attempts=1))
+
+
+class TestTornHeaderLockAndErrors:
+    def entries(self, path: Path) -> None:
+        with path.open("ab") as handle:
+            handle.write(b'{"step": "s", "key": "1", "status": "ok", "attempts": 1}\n')
+            handle.write(b'{"step": "s", "key": "2", "status": "failed", "attempts": 1}\n')
+
+    @pytest.mark.parametrize(
+        "first",
+        [
+            b'{"journal": 1, "job": "jo',
+            b'{"jour',
+            b"",
+            b"\0\0\0\0\0\0",
+            b'{"journal":1,"job":"job",',
+        ],
+    )
+    def test_a_torn_header_is_recovered(self, tmp_path: Path, first: bytes) -> None:
+        path = tmp_path / "j.jsonl"
+        path.write_bytes(first + b"\n")
+        self.entries(path)
+        state = read_journal(path)
+        assert state.job is None  # unknown: the run's job is not checked against it
+        assert state.torn == 1
+        assert state.is_done("s", "1")
+        assert state.failed == {"s": 1}
+
+        journal = Journal(path, "job")  # resume appends; the header stays as it is
+        journal.record("s", "2", "ok", attempts=1, latency=0)
+        journal.close()
+        state = read_journal(path)
+        assert state.is_done("s", "2") and state.torn == 1
+
+    def test_a_header_torn_without_its_newline(self, tmp_path: Path) -> None:
+        path = tmp_path / "j.jsonl"
+        path.write_bytes(b'{"journal": 1, "jo')  # killed while writing the header
+        assert read_journal(path).total_done == 0
+        journal = Journal(path, "job")
+        journal.record("s", "1", "ok", attempts=1, latency=0)
+        journal.close()
+        assert path.read_bytes().splitlines()[1] == (
+            b'{"step":"s","key":"1","status":"ok","attempts":1,"latency_ms":0}'
+        )
+        assert read_journal(path).is_done("s", "1")
+
+    @pytest.mark.parametrize("first", [b"hello", b'{"step": "s"}', b"[1]", b"key,value"])
+    def test_other_files_are_still_refused(self, tmp_path: Path, first: bytes) -> None:
+        path = tmp_path / "notes.jsonl"
+        path.write_bytes(first + b"\n")
+        self.entries(path)
+        before = path.read_bytes()
+        journal = Journal(path, "job")  # a refused file is not written to
+        with pytest.raises(JobError, match="is not a harness journal"):
+            read_journal(path)
+        journal.discard()
+        assert path.read_bytes() == before
+
+    def test_created_0600(self, tmp_path: Path) -> None:
+        path = tmp_path / "runs" / "j.jsonl"
+        Journal(path, "job").close()
+        assert path.stat().st_mode & 0o777 == 0o600
+
+    def test_a_second_journal_on_the_same_file_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "j.jsonl"
+        first = Journal(path, "job")
+        first.record("s", "1", "ok", attempts=1, latency=0)
+        with pytest.raises(JournalError, match=r"j\.jsonl is in use by another harness run"):
+            Journal(path, "job")
+        first.close()
+        second = Journal(path, "job")  # released on close
+        second.close()
+        assert read_journal(path).total_done == 1
+
+    def test_discard_removes_only_a_journal_it_created_and_left_empty(self, tmp_path: Path) -> None:
+        path = tmp_path / "j.jsonl"
+        Journal(path, "job").discard()
+        assert not path.exists()
+        journal = Journal(path, "job")
+        journal.record("s", "1", "ok", attempts=1, latency=0)
+        journal.discard()
+        assert read_journal(path).total_done == 1
+        Journal(path, "job").discard()  # not created by this one: kept
+        assert read_journal(path).total_done == 1
+
+    def test_a_failed_write_is_cut_back_to_the_last_whole_line(self, tmp_path: Path) -> None:
+        # RLIMIT_FSIZE makes the kernel write part of a line and refuse the rest (EFBIG):
+        # the journal removes the part, raises JournalError, and keeps what came before.
+        path = tmp_path / "j.jsonl"
+        script = f"""
+import resource
+from pathlib import Path
+from harness.engine import Journal
+from harness.errors import JournalError
+journal = Journal(Path({str(path)!r}), "job")
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+for n in range(100):
+    try:
+        journal.record("s", str(n), "ok", attempts=1, latency=0, output={{"arn": "x" * 50}})
+    except JournalError as exc:
+        print(n, exc)
+        break
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        number, message = done.stdout.split(" ", 1)
+        assert message.strip() == (
+            f"cannot write journal {path}: File too large; the entries written before are intact"
+        )
+        data = path.read_bytes()
+        assert data.endswith(b"\n")
+        state = read_journal(path)
+        assert state.torn == 0
+        assert state.total_done == int(number) > 10
