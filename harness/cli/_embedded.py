@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import click
@@ -36,6 +37,8 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _STOP_TIMEOUT = 60.0
 
 
+#: Lines of the child's stderr kept for the message when it fails.
+_STDERR_LINES = 20
 #: Seconds to wait for the emulator of a killed run to save and release the state directory.
 _STATE_BUSY_TIMEOUT = 30.0
 
@@ -63,18 +66,37 @@ def embedded_emulator(throttle: str = "off", *, state_dir: Path | None = None) -
         time.sleep(0.5)
     if not url:
         raise HarnessError(f"the embedded emulator did not start: {error}")
+    # Drained while the run goes on: a child writing warnings into a full pipe would block.
+    tail: deque[str] = deque(maxlen=_STDERR_LINES)
+    drain = threading.Thread(target=_drain, args=(proc, tail), name="harness-emulator-stderr")
+    drain.daemon = True
+    drain.start()
     try:
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            _, err = proc.communicate(timeout=_STOP_TIMEOUT)
+            proc.wait(timeout=_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            proc.wait()
+        drain.join(timeout=5)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        err = "".join(tail)
         if proc.returncode and err.strip():
             # Say so when the state could not be saved: a resumed run would miss it.
             click.echo(f"warning: the embedded emulator: {err.strip()}", err=True)
+
+
+def _drain(proc: subprocess.Popen[str], tail: deque[str]) -> None:
+    """Read the child's stderr until it closes, keeping the last lines."""
+    assert proc.stderr is not None
+    with contextlib.suppress(OSError, ValueError):
+        for line in proc.stderr:
+            tail.append(line)
+    proc.stderr.close()
 
 
 def _start(command: list[str]) -> tuple[subprocess.Popen[str], str, str]:
