@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -13,7 +14,16 @@ import click
 import orjson
 
 from harness.cli._target import endpoint_options, make_transport, resolve_endpoint
-from harness.engine import Engine, Job, Journal, load_job, parse_job, read_journal
+from harness.engine import (
+    MAX_CONCURRENCY,
+    Engine,
+    Job,
+    Journal,
+    Limits,
+    load_job,
+    parse_job,
+    read_journal,
+)
 from harness.errors import InvalidArgument, JobError
 from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
@@ -83,7 +93,7 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
 @click.option("--resume", is_flag=True, help="Continue the run recorded in the journal.")
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 4096),
+    type=click.IntRange(1, MAX_CONCURRENCY),
     default=None,
     help="Calls in flight at once (default: the job's, else 64).",
 )
@@ -131,12 +141,12 @@ def run(
     Exit status: 0 when every item succeeded, 1 when some failed (listed in the summary),
     2 for a bad job file or usage (nothing is sent then).
     """
-    job = load_job(job_file)
+    job = load_job(job_file, limits=Limits.from_env(os.environ))
     overrides = _parse_rates(rates, job)
     reporter = ConsoleReporter(progress=not no_progress)
     if dry_run:
         engine = Engine(job, make_transport("http://127.0.0.1:9", region, None, 1), sink=reporter)
-        anyio.run(engine.preflight)
+        anyio.run(functools.partial(engine.preflight, max_items=job.limits.dry_run_items))
         reporter.print(f"dry run: {job.name} is valid; nothing was sent")
         return
     path = _journal_path(job, journal, resume)
