@@ -194,9 +194,9 @@ def _source(raw: Any, where: str, base: Path, limits: Limits) -> Source:
         # Not len(range(...)): it raises OverflowError beyond sys.maxsize.
         length = max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
         if length > limits.step_items:
+            count = f"{length:,}" if length < 10**18 else "more than 10**18"
             raise JobError(
-                f"{where}: items.range has {shown(length)} items, "
-                f"above {limits.exceeded('step_items')}"
+                f"{where}: items.range has {count} items, above {limits.exceeded('step_items')}"
             )
         return Source("range", start, stop, step)
     if kind in ("csv", "jsonl"):
@@ -373,6 +373,10 @@ def load_job(path: str | Path, *, limits: Limits | None = None) -> Job:
     try:
         raw = orjson.loads(text) if file.suffix == ".json" else load_yaml(text, limits)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson stops at 1,024 levels, beyond Limits.depth
+            raise JobError(
+                f"{path}: job file nests deeper than {limits.exceeded('depth')}"
+            ) from None
         raise JobError(f"{path}: invalid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise JobError(f"{path}: invalid YAML: {exc}") from None

@@ -341,7 +341,9 @@ class Engine:
         if total > max_items:
             big = max(known, key=lambda name: known[name] or 0)
             raise JobError(
-                self._too_many(max_items, f"{total:,} items (step {big!r}: {known[big]:,})")
+                self._too_many(
+                    max_items, f"the job has {total:,} items (step {big!r}: {known[big]:,})"
+                )
             )
 
     def _too_many(self, max_items: int, what: str) -> str:

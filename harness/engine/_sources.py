@@ -78,6 +78,10 @@ def read_jsonl(path: Path, limits: Limits) -> Iterator[dict[str, Any]]:
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                if "depth limit" in str(exc):  # orjson's own bound: 1,024 levels
+                    raise ItemError(
+                        f"{where}: nests deeper than {limits.exceeded('depth')}"
+                    ) from None
                 raise ItemError(f"{where}: invalid JSON: {exc}") from None
             if not isinstance(row, dict):
                 raise ItemError(f"{where}: not a JSON object")
