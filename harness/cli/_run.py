@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -24,7 +25,17 @@ from harness.cli._target import (
     make_transport,
     open_target,
 )
-from harness.engine import Engine, Job, Journal, RunSummary, load_job, parse_job, read_journal
+from harness.engine import (
+    MAX_CONCURRENCY,
+    Engine,
+    Job,
+    Journal,
+    Limits,
+    RunSummary,
+    load_job,
+    parse_job,
+    read_journal,
+)
 from harness.errors import InvalidArgument, JobError
 from harness.reporting import ConsoleReporter, stats_section, write_html_report, write_json
 from harness.throttle import BucketRegistry
@@ -72,7 +83,7 @@ def _journal_path(job: Job, journal: Path | None, resume: bool) -> Path:
 @click.option("--resume", is_flag=True, help="Continue the run recorded in the journal.")
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 4096),
+    type=click.IntRange(1, MAX_CONCURRENCY),
     default=None,
     help="Calls in flight at once (default: the job's, else 64).",
 )
@@ -128,7 +139,7 @@ def run(
     profile (nothing is sent then); 130 after SIGINT, 143 after SIGTERM. A run that stopped
     early prints the --resume command that continues it.
     """
-    job = load_job(job_file)
+    job = load_job(job_file, limits=Limits.from_env(os.environ))
     overrides = parse_operation_rates(rates, {(s.service, s.operation.name) for s in job.steps})
     reporter = ConsoleReporter(progress=not no_progress)
     if dry_run:
@@ -140,7 +151,7 @@ def run(
             max_connections=1,
         )
         engine = Engine(job, offline, sink=reporter)
-        anyio.run(engine.preflight)
+        anyio.run(functools.partial(engine.preflight, max_items=job.limits.dry_run_items))
         reporter.print(f"dry run: {job.name} is valid; nothing was sent")
         return
     path = _journal_path(job, journal, resume)

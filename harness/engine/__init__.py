@@ -25,11 +25,13 @@ from harness.engine._events import (
 )
 from harness.engine._jobfile import Job, RetrySettings, Source, Step, load_job, parse_job
 from harness.engine._journal import Journal, JournalState, read_journal
+from harness.engine._limits import MAX_CONCURRENCY, Limits
 from harness.engine._run import DEFAULT_MAX_CONNECTION_FAILURES, Engine, Item, derive_token
 from harness.engine._template import Template, TemplateFailure
 
 __all__ = [
     "DEFAULT_MAX_CONNECTION_FAILURES",
+    "MAX_CONCURRENCY",
     "Engine",
     "Event",
     "FailedItem",
@@ -38,6 +40,7 @@ __all__ = [
     "Job",
     "Journal",
     "JournalState",
+    "Limits",
     "PreflightFinished",
     "RetrySettings",
     "RunFinished",

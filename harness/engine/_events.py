@@ -30,8 +30,9 @@ __all__ = [
 
 ItemStatus = Literal["ok", "failed", "skipped"]
 #: Why a run stopped early: a signal (or any caller of ``Engine.stop``), the circuit breaker
-#: (consecutive connection failures), refused credentials, or a journal that cannot be written.
-StopCause = Literal["signal", "breaker", "denied", "journal"]
+#: (consecutive connection failures), refused credentials, a journal that cannot be written, or
+#: items waiting for an ``after`` step that cannot be held on disk.
+StopCause = Literal["signal", "breaker", "denied", "journal", "spill"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +51,18 @@ from typing import Any, Literal
 import orjson
 import yaml
 
+from harness.engine._limits import (
+    MAX_ATTEMPTS,
+    MAX_BUDGET,
+    MAX_CONCURRENCY,
+    MAX_DELAY,
+    MAX_RATE,
+    Limits,
+    check_document,
+    load_yaml,
+    positive,
+    shown,
+)
 from harness.errors import InvalidArgument, JobError, ModelError
 from harness.model import Operation, parse_operation_ref, split_operation_ref
 
@@ -146,6 +157,7 @@ class Job:
     retries: RetrySettings = RetrySettings()
     region: str | None = None
     path: Path | None = None
+    limits: Limits = field(default_factory=Limits)
 
     def step(self, name: str) -> Step:
         """The step called ``name``."""
@@ -159,7 +171,7 @@ class Job:
         return [s for s in self.steps if s.source.upstream == name]
 
 
-def _source(raw: Any, where: str, base: Path) -> Source:
+def _source(raw: Any, where: str, base: Path, limits: Limits) -> Source:
     if raw is None:
         return Source("once")
     if not isinstance(raw, Mapping) or len(raw) != 1:
@@ -167,7 +179,13 @@ def _source(raw: Any, where: str, base: Path) -> Source:
     ((kind, value),) = raw.items()
     if kind == "count":
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise JobError(f"{where}: items.count must be a non-negative integer, not {value!r}")
+            raise JobError(
+                f"{where}: items.count must be a non-negative integer, not {shown(value)}"
+            )
+        if value > limits.step_items:
+            raise JobError(
+                f"{where}: items.count {value:,} is above {limits.exceeded('step_items')}"
+            )
         return Source("count", 0, value, 1)
     if kind == "range":
         if not isinstance(value, Mapping) or "stop" not in value:
@@ -178,12 +196,19 @@ def _source(raw: Any, where: str, base: Path) -> Source:
                 int(value["stop"]),
                 int(value.get("step", 1)),
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise JobError(
-                f"{where}: items.range values must be integers: {dict(value)!r}"
+                f"{where}: items.range values must be integers: {shown(dict(value))}"
             ) from None
         if step == 0:
             raise JobError(f"{where}: items.range step must not be 0")
+        # Not len(range(...)): it raises OverflowError beyond sys.maxsize.
+        length = max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
+        if length > limits.step_items:
+            count = f"{length:,}" if length < 10**18 else "more than 10**18"
+            raise JobError(
+                f"{where}: items.range has {count} items, above {limits.exceeded('step_items')}"
+            )
         return Source("range", start, stop, step)
     if kind in ("csv", "jsonl"):
         path = (base / str(value)).resolve()
@@ -201,19 +226,7 @@ def _source(raw: Any, where: str, base: Path) -> Source:
     )
 
 
-def _positive(value: Any, where: str, cast: type[int] | type[float]) -> Any:
-    # Not cast(value) alone: int(2.5) is 2, int(True) is 1, and float() admits inf and nan.
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not 0 < number < math.inf or (cast is int and number % 1):
-        what = "integer" if cast is int else "number"
-        raise JobError(f"{where}: expected a positive {what}, not {value!r}")
-    return cast(number)
-
-
-def _step(raw: Any, index: int, base: Path, default_region: str | None) -> Step:
+def _step(raw: Any, index: int, base: Path, default_region: str | None, limits: Limits) -> Step:
     if not isinstance(raw, Mapping):
         raise JobError(f"steps[{index}]: each step must be a mapping")
     name = raw.get("name")
@@ -270,12 +283,12 @@ def _step(raw: Any, index: int, base: Path, default_region: str | None) -> Step:
         name=name,
         service=service,
         operation=op,
-        source=_source(raw.get("items"), where, base),
+        source=_source(raw.get("items"), where, base, limits),
         params=dict(params) if isinstance(params, Mapping) else params,
         kind=kind,
         key=str(raw["key"]) if raw.get("key") is not None else None,
         after=tuple(after),
-        rate=_positive(raw["rate"], f"{where}: rate", float)
+        rate=positive(raw["rate"], f"{where}: rate", float, MAX_RATE)
         if raw.get("rate") is not None
         else None,
         region=raw.get("region") or default_region,
@@ -314,11 +327,14 @@ def _check_graph(steps: list[Step]) -> None:
             visit(name, [])
 
 
-def parse_job(raw: Any, *, path: Path | None = None) -> Job:
+def parse_job(raw: Any, *, path: Path | None = None, limits: Limits | None = None) -> Job:
     """Check a parsed job document and build a :class:`Job`.
 
+    :param limits: the bounds to check against (default: :class:`Limits`' defaults)
     :raises JobError: naming the step and the reason for the first problem found
     """
+    limits = limits or Limits()
+    check_document(raw, limits)
     if not isinstance(raw, Mapping):
         raise JobError("a job file must be a mapping with 'name' and 'steps'")
     unknown = set(raw) - {"name", "steps", "concurrency", "retries", "region", "description"}
@@ -332,7 +348,7 @@ def parse_job(raw: Any, *, path: Path | None = None) -> Job:
         raise JobError("'steps' must be a non-empty list")
     base = path.parent if path else Path.cwd()
     region = raw.get("region")
-    steps = [_step(s, i, base, region) for i, s in enumerate(raw_steps)]
+    steps = [_step(s, i, base, region, limits) for i, s in enumerate(raw_steps)]
     _check_graph(steps)
     retries_raw = raw.get("retries") or {}
     if not isinstance(retries_raw, Mapping) or set(retries_raw) - {
@@ -347,34 +363,61 @@ def parse_job(raw: Any, *, path: Path | None = None) -> Job:
             " and in_progress_budget"
         )
     retries = RetrySettings(
-        max_attempts=_positive(retries_raw.get("max_attempts", 8), "retries.max_attempts", int),
-        base_delay=_positive(retries_raw.get("base_delay", 0.2), "retries.base_delay", float),
-        max_delay=_positive(retries_raw.get("max_delay", 20.0), "retries.max_delay", float),
-        throttle_budget=_positive(
-            retries_raw.get("throttle_budget", 900.0), "retries.throttle_budget", float
+        max_attempts=positive(
+            retries_raw.get("max_attempts", 8), "retries.max_attempts", int, MAX_ATTEMPTS
         ),
-        in_progress_budget=_positive(
-            retries_raw.get("in_progress_budget", 120.0), "retries.in_progress_budget", float
+        base_delay=positive(
+            retries_raw.get("base_delay", 0.2), "retries.base_delay", float, MAX_DELAY
+        ),
+        max_delay=positive(
+            retries_raw.get("max_delay", 20.0), "retries.max_delay", float, MAX_DELAY
+        ),
+        throttle_budget=positive(
+            retries_raw.get("throttle_budget", 900.0),
+            "retries.throttle_budget",
+            float,
+            MAX_BUDGET,
+        ),
+        in_progress_budget=positive(
+            retries_raw.get("in_progress_budget", 120.0),
+            "retries.in_progress_budget",
+            float,
+            MAX_BUDGET,
         ),
     )
-    concurrency = _positive(raw.get("concurrency", 64), "concurrency", int)
-    return Job(name, tuple(steps), concurrency, retries, region, path)
+    concurrency = positive(raw.get("concurrency", 64), "concurrency", int, MAX_CONCURRENCY)
+    return Job(name, tuple(steps), concurrency, retries, region, path, limits)
 
 
-def load_job(path: str | Path) -> Job:
+def load_job(path: str | Path, *, limits: Limits | None = None) -> Job:
     """Read and check a job file (YAML; JSON is YAML too, but is read with orjson when .json).
 
-    :raises JobError: for an unreadable file, a syntax error or any inconsistency
+    :param limits: the bounds to check against (default: :class:`Limits`' defaults)
+    :raises JobError: for an unreadable file, a syntax error, a limit or any inconsistency
     """
+    limits = limits or Limits()
     file = Path(path)
     try:
-        text = file.read_bytes()
+        with file.open("rb") as handle:
+            # One byte more than allowed tells a file at the limit from one beyond it, without
+            # reading (or holding) the rest.
+            text = handle.read(limits.job_bytes + 1)
     except OSError as exc:
         raise JobError(f"cannot read job file {str(path)!r}: {exc.strerror}") from None
+    if len(text) > limits.job_bytes:
+        raise JobError(f"{path}: the job file is above {limits.exceeded('job_bytes')}")
     try:
-        raw = orjson.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        raw = orjson.loads(text) if file.suffix == ".json" else load_yaml(text, limits)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson stops at 1,024 levels, beyond Limits.depth
+            raise JobError(
+                f"{path}: job file nests deeper than {limits.exceeded('depth')}"
+            ) from None
         raise JobError(f"{path}: invalid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise JobError(f"{path}: invalid YAML: {exc}") from None
-    return parse_job(raw, path=file.resolve())
+    except ValueError as exc:  # a value PyYAML cannot construct, e.g. a 5,000-digit integer
+        raise JobError(f"{path}: invalid YAML: {exc}") from None
+    except JobError as exc:
+        raise JobError(f"{path}: {exc}") from None
+    return parse_job(raw, path=file.resolve(), limits=limits)

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 import random
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
 import sniffio
 
 from harness.engine._events import (
@@ -49,6 +47,8 @@ from harness.engine._events import (
     Stopped,
     Throttled,
 )
+from harness.engine._sources import ItemError, read_csv, read_jsonl
+from harness.engine._spill import SpillQueue, relay
 from harness.engine._stops import Abandoned, EndpointHealth, StopControl
 from harness.engine._template import Template, TemplateFailure
 from harness.errors import JobError, JournalError, PaginationError
@@ -194,9 +194,11 @@ class Engine:
         self._keys: dict[str, Template | None] = {}
         for step in job.steps:
             try:
-                self._templates[step.name] = Template(step.params, f"step {step.name!r}: params")
+                self._templates[step.name] = Template(
+                    step.params, f"step {step.name!r}: params", job.limits
+                )
                 self._keys[step.name] = (
-                    Template(step.key, f"step {step.name!r}: key") if step.key else None
+                    Template(step.key, f"step {step.name!r}: key", job.limits) if step.key else None
                 )
             except TemplateFailure as exc:
                 problems.append(str(exc))
@@ -277,26 +279,13 @@ class Engine:
         elif source.kind == "values":
             for i, value in enumerate(source.values):
                 yield self._make_item(step, i, dict(value), str(i))
-        elif source.kind == "csv" and source.path is not None:
-            with source.path.open(newline="") as handle:
-                for i, row in enumerate(csv.DictReader(handle)):
+        elif source.kind in ("csv", "jsonl") and source.path is not None:
+            read = read_csv if source.kind == "csv" else read_jsonl
+            try:
+                for i, row in enumerate(read(source.path, self.job.limits)):
                     yield self._make_item(step, i, {**row, "index": i}, str(i))
-        elif source.kind == "jsonl" and source.path is not None:
-            with source.path.open("rb") as handle:
-                i = 0
-                for number, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = orjson.loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        raise _Failed(
-                            "BadItem", f"{source.path}:{number}: invalid JSON: {exc}"
-                        ) from None
-                    if not isinstance(row, dict):
-                        raise _Failed("BadItem", f"{source.path}:{number}: not a JSON object")
-                    yield self._make_item(step, i, {**row, "index": i}, str(i))
-                    i += 1
+            except ItemError as exc:
+                raise _Failed("BadItem", str(exc)) from None
 
     def _static_items(self, step: Step) -> AsyncIterator[Item]:
         """The items of a static source, yielding to the event loop now and then."""
@@ -335,12 +324,17 @@ class Engine:
         return params
 
     # ---------------------------------------------------------------------------- preflight
-    async def preflight(self) -> PreflightFinished:
+    async def preflight(self, *, max_items: int | None = None) -> PreflightFinished:
         """Render and validate every item of every step with a static source; for steps fed by
         another step, render the template once with a representative upstream item.
 
-        :raises JobError: listing every invalid item (step, key, reason); nothing was sent
+        :param max_items: refuse to render more items than this, all steps together (a dry
+            run: ``Limits.dry_run_items``); sources of known size are counted up front
+        :raises JobError: listing every invalid item (step, key, reason), or naming the limit;
+            nothing was sent
         """
+        if max_items is not None:
+            self._check_item_count(max_items)
         problems: list[str] = []
         checked = 0
         self._first: dict[str, Item] = {}
@@ -362,6 +356,13 @@ class Engine:
                     if not count:
                         self._first[step.name] = item
                     count += 1
+                    if max_items is not None and checked + count > max_items:
+                        raise JobError(
+                            self._too_many(
+                                max_items,
+                                f"step {step.name!r} brings it past {max_items:,} items",
+                            )
+                        )
                     if seen is not None:
                         if item.key in seen:
                             problems.append(
@@ -397,6 +398,26 @@ class Engine:
             )
         self._preflight = result
         return result
+
+    def _check_item_count(self, max_items: int) -> None:
+        known = {s.name: s.source.total for s in self.job.steps if s.source.kind != "from"}
+        total = sum(n or 0 for n in known.values())
+        if total > max_items:
+            big = max(known, key=lambda name: known[name] or 0)
+            raise JobError(
+                self._too_many(
+                    max_items, f"the job has {total:,} items (step {big!r}: {known[big]:,})"
+                )
+            )
+
+    def _too_many(self, max_items: int, what: str) -> str:
+        limits = self.job.limits
+        limit = (
+            limits.exceeded("dry_run_items")
+            if max_items == limits.dry_run_items
+            else f"the limit of {max_items:,} items"
+        )
+        return f"a dry run renders every item: {what}, above {limit}"
 
     def _example_item(self, step: Step, depth: int = 0) -> dict[str, Any]:
         """A representative item produced by ``step`` (for checking downstream templates)."""
@@ -460,18 +481,28 @@ class Engine:
             s.name: [] for s in self.job.steps
         }
         inputs: dict[str, MemoryObjectReceiveStream[Item]] = {}
+        relays: list[tuple[Step, MemoryObjectReceiveStream[Item], MemoryObjectSendStream[Item]]]
+        relays = []
         for step in self.job.steps:
             if step.source.kind == "from":
-                # A step that also waits on ``after`` cannot drain its input yet: a bounded
-                # buffer would block its upstream, which may feed the very step it waits for
-                # (A -> B after C, C from A). Its input is unbounded; the others stay bounded
-                # so that memory stays flat.
-                buffer = math.inf if step.after else _CHANNEL_BUFFER
-                send, receive = anyio.create_memory_object_stream[Item](buffer)
-                self._outputs[step.source.upstream or ""].append(send)
+                send, receive = anyio.create_memory_object_stream[Item](_CHANNEL_BUFFER)
                 inputs[step.name] = receive
+                if step.after:
+                    # A step that also waits on ``after`` cannot drain its input yet, and must
+                    # not block its upstream, which may feed the very step it waits for (A -> B
+                    # after C, C from A): a relay holds its items meanwhile, spilling to disk
+                    # beyond the channel's size (harness.engine._spill).
+                    upstream_send, taken = anyio.create_memory_object_stream[Item](_CHANNEL_BUFFER)
+                    relays.append((step, taken, send))
+                    send = upstream_send
+                self._outputs[step.source.upstream or ""].append(send)
+        spill_dir = self.journal.path.parent if self.journal is not None else None
         with anyio.CancelScope() as self._stops.scope:
             async with anyio.create_task_group() as tg:
+                for step, taken, relayed in relays:
+                    ready = [self._finished[name] for name in step.after]
+                    queue = SpillQueue(_CHANNEL_BUFFER, spill_dir)
+                    tg.start_soon(self._relay, step, taken, relayed, ready, queue)
                 for step in self.job.steps:
                     tg.start_soon(self._run_step, step, inputs.get(step.name))
         self._stops.scope = None
@@ -492,6 +523,32 @@ class Engine:
         )
         self._emit(RunFinished(summary))
         return summary
+
+    async def _relay(
+        self,
+        step: Step,
+        receive: MemoryObjectReceiveStream[Item],
+        send: MemoryObjectSendStream[Item],
+        ready: list[anyio.Event],
+        queue: SpillQueue,
+    ) -> None:
+        """:func:`relay`, stopping the run when the items it holds cannot be written (a full
+        disk): they were produced by upstream items the journal holds as done, whose outputs it
+        keeps, so ``--resume`` hands them to the step again."""
+
+        def failed(exc: OSError) -> None:
+            where = queue.directory or "the temporary directory"
+            self.stop(
+                f"cannot hold the items waiting for step {step.name!r} in {where}: "
+                f"{exc.strerror or exc}",
+                cause="spill",
+                immediate=True,
+            )
+
+        try:
+            await relay(receive, send, ready, queue, failed)
+        except* OSError:
+            pass  # the run stops (failed() above); the upstream items stay journaled done
 
     async def _run_step(self, step: Step, receive: MemoryObjectReceiveStream[Item] | None) -> None:
         for name in step.after:

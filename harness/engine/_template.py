@@ -3,8 +3,9 @@
 A string that is exactly one ``{{ expression }}`` keeps the expression's type (``"{{ index }}"``
 renders the integer, ``"{{ item.tags }}"`` the mapping); other strings with ``{{ }}`` render as
 text; everything else is literal. The context holds ``index``, ``key``, ``item``, ``job`` and
-``step``. Templates run in Jinja2's immutable sandbox, and an undefined name is an error, never
-an empty string.
+``step``. Templates run in Jinja2's immutable sandbox, bounded in work and in the size of what
+they build (:mod:`harness.engine._sandbox`), and an undefined name is an error, never an empty
+string.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from harness.engine._limits import Limits
+from harness.engine._sandbox import environment
 
 __all__ = ["Template", "TemplateFailure"]
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-_ENV.filters["pad"] = lambda value, width=5: str(value).zfill(int(width))
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
@@ -82,48 +83,71 @@ def _fast(spec: str, fallback: Renderer) -> Renderer | None:
     return render
 
 
-def _compile(spec: Any, where: str) -> Renderer:
-    renderer = _compile_jinja(spec, where)
+def _compile(spec: Any, where: str, limits: Limits) -> Renderer:
+    renderer = _compile_jinja(spec, where, limits)
     if isinstance(spec, str) and "{{" in spec:
         return _fast(spec, renderer) or renderer
     return renderer
 
 
-def _compile_jinja(spec: Any, where: str) -> Renderer:
+def _compile_jinja(spec: Any, where: str, limits: Limits) -> Renderer:
+    # The job document's depth is bounded (Limits.depth), so this recursion is too.
     if isinstance(spec, Mapping):
-        parts = {str(k): _compile(v, f"{where}.{k}" if where else str(k)) for k, v in spec.items()}
+        parts = {
+            str(k): _compile(v, f"{where}.{k}" if where else str(k), limits)
+            for k, v in spec.items()
+        }
         return lambda ctx: {k: r(ctx) for k, r in parts.items()}
     if isinstance(spec, list):
-        items = [_compile(v, f"{where}[{i}]") for i, v in enumerate(spec)]
+        items = [_compile(v, f"{where}[{i}]", limits) for i, v in enumerate(spec)]
         return lambda ctx: [r(ctx) for r in items]
     if not isinstance(spec, str) or ("{{" not in spec and "{%" not in spec):
         return lambda ctx: spec
+    env = environment(limits)
     try:
         whole = _WHOLE.match(spec)
         if whole is not None:
-            expression = _ENV.compile_expression(whole.group("expr"), undefined_to_none=False)
+            expression = env.compile_expression(whole.group("expr"), undefined_to_none=False)
 
             def native(ctx: Mapping[str, Any]) -> Any:
+                env.reset()
                 try:
                     value = expression(**ctx)
+                    if isinstance(value, jinja2.Undefined):
+                        raise TemplateFailure(f"{where}: {spec!r} is undefined")
+                    # What a native expression returns is not output: measure it here.
+                    return env.bounded(value, "the value")
+                except TemplateFailure:
+                    raise
                 except Exception as exc:
-                    raise TemplateFailure(f"{where}: {spec!r}: {exc}") from None
-                if isinstance(value, jinja2.Undefined):
-                    raise TemplateFailure(f"{where}: {spec!r} is undefined")
-                return value
+                    raise TemplateFailure(f"{where}: {_short(spec)}: {_reason(exc)}") from None
 
             return native
-        template = _ENV.from_string(spec)
+        template = env.from_string(spec)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateFailure(f"{where}: {spec!r}: {exc.message}") from None
 
     def text(ctx: Mapping[str, Any]) -> str:
+        env.reset()
         try:
             return template.render(ctx)
         except Exception as exc:
-            raise TemplateFailure(f"{where}: {spec!r}: {exc}") from None
+            raise TemplateFailure(f"{where}: {_short(spec)}: {_reason(exc)}") from None
 
     return text
+
+
+def _short(spec: str, width: int = 200) -> str:
+    text = repr(spec)
+    return text if len(text) <= width else f"{text[: width - 3]}..."
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):  # its message is empty
+        return "out of memory"
+    if isinstance(exc, RecursionError):
+        return "the template recurses too deeply"
+    return str(exc) or type(exc).__name__
 
 
 class Template:
@@ -135,9 +159,9 @@ class Template:
 
     __slots__ = ("_render", "spec")
 
-    def __init__(self, spec: Any, where: str = "") -> None:
+    def __init__(self, spec: Any, where: str = "", limits: Limits | None = None) -> None:
         self.spec = spec
-        self._render = _compile(spec, where)
+        self._render = _compile(spec, where, limits or Limits())
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """The value for one item.
