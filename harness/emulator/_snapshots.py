@@ -175,8 +175,10 @@ class StateStore:
     async def autosave(self) -> None:
         """Save every ``interval`` seconds while the state changes, until cancelled.
 
-        The state is serialized on the event loop (it must not change meanwhile), the file
-        written and fsynced on a worker thread. A failed save is logged and retried.
+        Where the system can fork, a child process (a copy-on-write view of the state at that
+        instant) serializes and writes the file, as Redis's BGSAVE does, so that no request
+        waits for a save however large the state; elsewhere it is serialized on the event loop
+        and written on a worker thread. A failed save is logged and retried.
         """
         path = self.state_path
         if path is None or self.interval <= 0:
@@ -186,11 +188,14 @@ class StateStore:
             if not self.dirty:
                 continue
             revision = self.core.revision
-            header, payload = encode(self.core)
             try:
                 # Not abandoned on cancellation: a shutdown waits for the write to finish, so
                 # that its own final save is the last rename.
-                await anyio.to_thread.run_sync(write_atomic, path, header, payload)
+                if hasattr(os, "fork"):
+                    await _save_in_child(self.core, path)
+                else:
+                    header, payload = encode(self.core)
+                    await anyio.to_thread.run_sync(write_atomic, path, header, payload)
             except OSError as exc:
                 self.last_error = f"{path}: cannot save the emulator state: {exc.strerror}"
                 if self.log is not None:
@@ -349,6 +354,45 @@ class StateStore:
                 for path in folder.glob(".*.tmp"):
                     with contextlib.suppress(OSError):
                         path.unlink()
+
+
+async def _save_in_child(core: EmulatorCore, path: Path) -> None:
+    """Fork; the child writes the state file and exits; wait for it on a worker thread.
+
+    The child runs no event loop and touches only the state (copied on write) and the file; it
+    reports a failure as ``errno`` and message on a pipe.
+
+    :raises OSError: the child's error, or the fork's
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
+        try:
+            os.close(read_end)
+            header, payload = encode(core)
+            write_atomic(path, header, payload)
+        except OSError as exc:
+            os.write(write_end, f"{exc.errno or 0} {exc.strerror or exc}".encode()[:512])
+            code = 1
+        except BaseException as exc:  # reported: the parent cannot see it otherwise
+            os.write(write_end, f"0 {type(exc).__name__}: {exc}".encode()[:512])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> tuple[int, bytes]:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status), os.read(read_end, 512)
+        finally:
+            os.close(read_end)
+
+    code, message = await anyio.to_thread.run_sync(wait)
+    if code != 0:
+        number, _, text = message.decode(errors="replace").partition(" ")
+        raise OSError(int(number) if number.isdigit() else 0, text or f"exit status {code}")
 
 
 def _json(status: int, data: Any) -> Response:
