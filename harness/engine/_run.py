@@ -549,6 +549,11 @@ class Engine:
             await relay(receive, send, ready, queue, failed)
         except* OSError:
             pass  # the run stops (failed() above); the upstream items stay journaled done
+        except* anyio.BrokenResourceError:
+            # The waiting step's workers returned: the run is stopping. What the relay still
+            # held comes from upstream items journaled done; --resume hands it on again.
+            if self._stops.stopped is None:
+                raise
 
     async def _run_step(self, step: Step, receive: MemoryObjectReceiveStream[Item] | None) -> None:
         for name in step.after:

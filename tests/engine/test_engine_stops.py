@@ -24,6 +24,7 @@ from harness.engine import (
     read_journal,
 )
 from harness.model import Operation
+from harness.throttle import BucketRegistry
 from harness.transport import Call, MockTransport, Reply
 
 ARN = "arn:aws:iot:us-east-1:123456789012:thing/{}"
@@ -375,3 +376,80 @@ async def test_resume_does_not_validate_the_items_already_done(
     assert summary2.exit_code == 0
     assert summary2.steps["things"].skipped == done
     assert len(validated) == 300 - done  # only the items still to do
+
+
+@pytest.mark.anyio
+async def test_a_stop_while_a_waiting_step_replays_its_held_items(tmp_path: Path) -> None:
+    # "membership" takes the things as they come but runs only after "gate": its items wait in
+    # a relay (spilled beyond 1,024). A stop while it replays them ends its workers: the relay
+    # finds nobody to hand to; what it held stays pending, and resume does it.
+    job = parse_job(
+        {
+            "name": "stops",
+            "concurrency": 4,
+            "steps": [
+                {
+                    "name": "things",
+                    "service": "iot",
+                    "operation": "CreateThing",
+                    "items": {"count": 1500},
+                    "params": {"thingName": "dev-{{ index }}"},
+                },
+                {
+                    "name": "gate",
+                    "service": "iot",
+                    "operation": "CreateThingGroup",
+                    "after": ["things"],
+                    "params": {"thingGroupName": "fleet"},
+                },
+                {
+                    "name": "membership",
+                    "service": "iot",
+                    "operation": "AddThingToThingGroup",
+                    "items": {"from": "things"},
+                    "after": ["gate"],
+                    "params": {"thingArn": "{{ item.thingArn }}", "thingGroupName": "fleet"},
+                },
+            ],
+        }
+    )
+
+    def answer(call: Call) -> Any:
+        # Instant creates; memberships take 1 s each, so the stop finds the replay under way.
+        return healthy(call) if call.operation != "AddThingToThingGroup" else slow(1.0)(call)
+
+    async def respond(call: Call) -> Reply:
+        result = answer(call)
+        return result if isinstance(result, Reply) else await result  # type: ignore[no-any-return]
+
+    path = tmp_path / "j.jsonl"
+    registry = BucketRegistry()
+    for operation in ("CreateThing", "CreateThingGroup", "AddThingToThingGroup"):
+        registry.override("iot", operation, 1e6)
+    replaying = anyio.Event()
+
+    def sink(event: Event) -> None:
+        if isinstance(event, ItemFinished) and event.step == "membership":
+            replaying.set()
+
+    engine = Engine(job, MockTransport(respond), sink=sink, registry=registry)
+    engine.journal = Journal(path, job.name)
+
+    async def stopper() -> None:
+        await replaying.wait()
+        engine.stop("test stop", exit_code=143)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stopper)
+        summary = await engine.run()
+    engine.journal.close()
+    assert summary.stopped is not None and summary.exit_code == 143
+    assert summary.failures_total == 0
+    assert summary.steps["things"].ok == 1500
+    assert 0 < summary.steps["membership"].ok < 1500
+
+    resumed, _ = await run_engine(job, MockTransport(healthy), path, resume=True, registry=registry)
+    assert resumed.stopped is None and resumed.exit_code == 0
+    counts = ok_counts([path])
+    assert len(counts) == 1500 + 1 + 1500
+    assert set(counts.values()) == {1}
