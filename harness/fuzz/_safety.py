@@ -145,9 +145,22 @@ class SafetyPolicy:
     def refuses_invalid(
         self, op: Operation, params: dict[str, Any], breakage: Breakage
     ) -> str | None:
-        """Why this invalid request of ``op`` must not be sent, or ``None``."""
+        """Why this invalid request of ``op`` must not be sent, or ``None``.
+
+        An allowed write's invalid request is sent unless it could act unmarked: :meth:`stamp`
+        leaves the broken member as drawn, so a breakage that cannot reach the service as
+        broken (a number in a URI label arrives as the text ``"12345"``), or one of the very
+        member that marks the resource (a name, the tags) that the service might accept, would
+        create a resource no sweep can tell from another's.
+        """
         if self.refuses(op) is None:
-            return None
+            if self.mode == "off" or is_read_only(op):
+                return None
+            if unsendable(op, params, breakage) is not None:
+                return "the breakage would not reach the service as broken: it would act unmarked"
+            top = _top_member(breakage.path) or ""
+            if not (top.lower().endswith("name") or top in ("tags", "Tags")):
+                return None
         location, _ = resolve_path(op, breakage.path)
         if breakage.constraint not in _MUST_REJECT or location not in (None, "body"):
             return f"AWS might accept a {breakage.constraint} breakage of {op.name} and act on it"

@@ -311,6 +311,45 @@ class TestSafety:
             IOT.operation("CreateThing"), {"thingName": 5}, Breakage("thingName", "type", "")
         )
 
+    def test_allowed_writes_send_no_invalid_request_that_could_act_unmarked(self) -> None:
+        policy = SafetyPolicy("aws", allow_writes=True, run_id="abc123")
+        thing = IOT.operation("CreateThing")
+        # A number in the URI label arrives as the name "12345", unprefixed: it would create a
+        # thing no sweep can find (this leaked from killed runs before).
+        assert policy.refuses_invalid(
+            thing, {"thingName": 12345}, Breakage("thingName", "type", "")
+        )
+        # A broken name the service might accept would be unmarked too.
+        assert policy.refuses_invalid(
+            thing, {"thingName": "x" * 200}, Breakage("thingName", "max", "")
+        )
+        group = IOT.operation("CreateThingGroup")
+        assert (
+            policy.refuses_invalid(
+                group, {"thingGroupName": "g", "tags": 5}, Breakage("tags", "type", "")
+            )
+            is None
+        )  # a wrong JSON type in the body: the service must refuse it
+        assert policy.refuses_invalid(
+            group, {"thingGroupName": "g", "tags": [{"Key": "k"}] * 60}, Breakage("tags", "max", "")
+        )
+        # Any other member: the name and the tag still mark the resource.
+        assert (
+            policy.refuses_invalid(
+                thing,
+                {"thingName": "t", "attributePayload": {"attributes": {"a": "x" * 900}}},
+                Breakage('attributePayload.attributes["a"]', "max", ""),
+            )
+            is None
+        )
+        # Without safety (an emulator), everything is sent.
+        assert (
+            SafetyPolicy("off").refuses_invalid(
+                thing, {"thingName": 12345}, Breakage("thingName", "type", "")
+            )
+            is None
+        )
+
     def test_stamp_marks_names_and_tags(self) -> None:
         policy = SafetyPolicy("aws", allow_writes=True, run_id="abc123")
         group = policy.stamp(

@@ -409,14 +409,14 @@ def test_a_killed_fuzz_run_is_swept(emulator_process: str, tmp_path: Path) -> No
     assert done.stdout.count("deleted FUOTA task") >= 3
     # Every resource of the run is gone, of every type the emulator keeps: what is left is
     # exactly the foreign resources.
+    names = inventory(c)
     assert resources(url) == {
         "greengrassv2": {},
         "iot": {"Thing": 1, "ThingGroup": 2},
         "iot-managed-integrations": {"OtaTask": 1},
         "iotwireless": {"FuotaTask": 3},
         "proton": {"EnvironmentTemplate": 1},
-    }
-    names = inventory(c)
+    }, (names, done.stdout[-2000:])
     assert names["groups"] == [f"{PREFIX}foreign", f"{PREFIX}untagged"]
     assert names["things"] == ["someone-elses-thing"]
     assert len(names["fuota"]) == 3 and f"{PREFIX}untagged" in names["fuota"]
