@@ -40,7 +40,7 @@ layers: $(VENV)/.test-installed
 	$(BIN)/lint-imports
 
 unit: $(VENV)/.test-installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 	$(BIN)/pytest -q perf --benchmark-disable
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q fuzz
 
